@@ -1,0 +1,63 @@
+// Package redis is the broker for a cablecar deployment next to Rails: it
+// hears what Rails, Sidekiq and other jobs PUBLISH on Redis and publishes the
+// same way, so cablecar and Rails' own Action Cable servers can share
+// broadcasts.
+//
+// # What goes over the wire
+//
+// It does what Rails' Redis subscription adapter does
+// (actioncable-protocol.md §4.4–4.5): a stream's channel is
+// "<ChannelPrefix>:<stream>"; Publish is a plain PUBLISH on a pooled
+// connection; one dedicated connection per process subscribes with plain
+// SUBSCRIBE and UNSUBSCRIBE, never PSUBSCRIBE, named
+// "cablecar-<hostname>-<pid>" in CLIENT LIST. Its first subscription is this
+// node's private probe channel "<prefix>:cablecar/probe/<random id>", which
+// also puts the connection into subscribe mode.
+//
+// # Desired state, sent state
+//
+// The hub calls Subscribe and Unsubscribe with its own lock held, so they
+// only update the wanted set and mark the stream dirty. One command
+// goroutine compares wanted and sent for the dirty streams and writes
+// batched SUBSCRIBE and UNSUBSCRIBE commands (up to 1,000 channels each).
+// A stream is marked sent and in flight before its SUBSCRIBE is written,
+// since Redis may acknowledge it before the write call returns. The receive
+// goroutine counts acknowledgements; when a wanted stream has none in flight
+// it calls active, which is the hub's cue to send confirm_subscription. A
+// Subscribe that needs no command (Unsubscribe then Subscribe again before
+// the command goroutine looked) still gets its active, from the command
+// goroutine.
+//
+// # Why generations
+//
+// go-redis's PubSub reconnects and resubscribes on its own, silently. Redis
+// keeps no pub/sub history, so each such reconnect is a gap in which
+// broadcasts were lost without a word, and the acknowledgements of its
+// resubscription would confuse the in-flight counts. So the broker never
+// relies on it: on the first error that is not a read timeout it closes the
+// PubSub, reports itself unhealthy, logs the loss once, waits (100 ms
+// doubling to 5 s, with jitter), opens a fresh PubSub and subscribes every
+// wanted stream again from a clean sent state. Each stream gets active once
+// more when the new connection acknowledges it. Stats counts the gaps.
+//
+// # Why probes
+//
+// A connection can stop delivering without any error: a half-open TCP
+// connection after a NAT or load balancer dropped it, or a pub/sub reconnect
+// that never resumed (centrifugal/centrifugo#1189, where PUBLISH and PING
+// kept succeeding while nothing was delivered). So every ProbeInterval the
+// broker publishes a sequence number on its probe channel through the normal
+// client, and Health is nil only while those probes come back through the
+// subscriber connection. A probe missing for ProbeTimeout makes Health say
+// "redis: pub/sub probe not received for 3s" and replaces the connection.
+// Probes are never passed to the hub. Until the first probe returns, Health
+// says "redis: not connected yet".
+//
+// # Why not PubSub.Channel
+//
+// Channel hides receive errors (it retries them every 100 ms), drops the
+// subscription acknowledgements that active depends on, and blocks the read
+// loop for up to 60 s when its Go channel is full. The receive goroutine
+// calls ReceiveTimeout itself instead and hands each message to deliver,
+// which must not block.
+package redis

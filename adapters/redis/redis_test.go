@@ -1,0 +1,111 @@
+package redis
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cablecar/cablecar/adapters/internal/brokertest"
+	"github.com/cablecar/cablecar/internal/redistest"
+)
+
+// Fast tunables, so fault tests take about a second.
+const (
+	testProbeInterval = 50 * time.Millisecond
+	testProbeTimeout  = time.Second
+	settle            = 5 * time.Second // generous bound for anything that should take milliseconds
+)
+
+// logBuffer collects log output; safe for concurrent use.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (l *logBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// count returns how many log lines contain s.
+func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }
+
+// newBroker returns a broker on srv with fast tunables and a per-test
+// prefix, closed at cleanup, and its log.
+func newBroker(tb testing.TB, url, prefix string) (*Broker, *logBuffer) {
+	tb.Helper()
+	logs := &logBuffer{}
+	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	b, err := New(Config{
+		URL:           url,
+		ChannelPrefix: prefix,
+		ProbeInterval: testProbeInterval,
+		ProbeTimeout:  testProbeTimeout,
+		BackoffMin:    10 * time.Millisecond,
+		BackoffMax:    200 * time.Millisecond,
+	}, logger)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		if err := b.Close(); err != nil {
+			tb.Errorf("Close: %v", err)
+		}
+		if tb.Failed() {
+			tb.Logf("broker log:\n%s", logs)
+		}
+	})
+	return b, logs
+}
+
+// newClient returns a plain go-redis client on srv, as Rails or a job
+// would use to publish.
+func newClient(tb testing.TB, srv *redistest.Server) *goredis.Client {
+	tb.Helper()
+	opts, err := goredis.ParseURL(srv.URL)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	opts.MaxRetries = -1
+	c := goredis.NewClient(opts)
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// numSub returns PUBSUB NUMSUB for channel.
+func numSub(tb testing.TB, c *goredis.Client, channel string) int64 {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	m, err := c.PubSubNumSub(ctx, channel).Result()
+	if err != nil {
+		tb.Fatalf("PUBSUB NUMSUB %s: %v", channel, err)
+	}
+	return m[channel]
+}
+
+func waitHealthy(tb testing.TB, b *Broker) {
+	tb.Helper()
+	brokertest.WaitFor(tb, settle, "Health nil", func() bool { return b.Health(context.Background()) == nil })
+}
+
+func TestContract(t *testing.T) {
+	srv := redistest.Start(t)
+	brokertest.Contract(t, func(tb testing.TB) brokertest.Broker {
+		b, _ := newBroker(tb, srv.URL, redistest.UniquePrefix(tb))
+		return b
+	}, settle)
+}

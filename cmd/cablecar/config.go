@@ -1,0 +1,114 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"reflect"
+	"strings"
+
+	"github.com/caarlos0/env/v11"
+
+	"github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/auth"
+	"github.com/cablecar/cablecar/proxy"
+)
+
+// envPrefix starts every setting's name.
+const envPrefix = "CABLECAR_"
+
+// config is every setting, read from CABLECAR_* variables.
+type config struct {
+	Proxy proxy.Config
+	Auth  auth.Config
+	Redis redis.Config
+	Log   logConfig
+}
+
+// logConfig sets up log/slog.
+type logConfig struct {
+	// Level is debug, info, warn or error (default info).
+	Level string `env:"LOG_LEVEL" envDefault:"info"`
+	// Format is text or json (default text).
+	Format string `env:"LOG_FORMAT" envDefault:"text"`
+}
+
+// loadConfig reads the environment. A bad value is reported with the
+// variable's name.
+func loadConfig(environ map[string]string) (config, error) {
+	var cfg config
+	opts := env.Options{Prefix: envPrefix}
+	if environ != nil {
+		opts.Environment = environ
+	}
+	if err := env.ParseWithOptions(&cfg, opts); err != nil {
+		return cfg, nameVariables(err, &cfg)
+	}
+	cfg.Proxy.AllowedOrigins = trimList(cfg.Proxy.AllowedOrigins)
+	cfg.Auth.JWTPublicKeyFiles = trimList(cfg.Auth.JWTPublicKeyFiles)
+	return cfg, nil
+}
+
+// nameVariables rewrites env's per-field errors to name the variable a
+// person would set, e.g. "CABLECAR_PING_INTERVAL: invalid duration".
+func nameVariables(err error, cfg *config) error {
+	vars := envNames(reflect.TypeOf(cfg).Elem())
+	var agg env.AggregateError
+	if !errors.As(err, &agg) {
+		return err
+	}
+	out := make([]error, 0, len(agg.Errors))
+	for _, e := range agg.Errors {
+		var pe env.ParseError
+		if errors.As(e, &pe) && vars[pe.Name] != "" {
+			e = fmt.Errorf("%s: %w", vars[pe.Name], pe.Err)
+		}
+		out = append(out, e)
+	}
+	return errors.Join(out...)
+}
+
+// envNames maps struct field names to their variables, nested structs
+// included.
+func envNames(t reflect.Type) map[string]string {
+	names := map[string]string{}
+	for f := range t.Fields() {
+		if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" {
+			for k, v := range envNames(f.Type) {
+				names[k] = v
+			}
+			continue
+		}
+		if tag, _, _ := strings.Cut(f.Tag.Get("env"), ","); tag != "" {
+			names[f.Name] = envPrefix + tag
+		}
+	}
+	return names
+}
+
+func trimList(list []string) []string {
+	out := list[:0]
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// newLogger builds the process logger; level can change at run time.
+func newLogger(c logConfig, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
+	level := new(slog.LevelVar)
+	if err := level.UnmarshalText([]byte(c.Level)); err != nil {
+		return nil, nil, fmt.Errorf("CABLECAR_LOG_LEVEL: %q is not one of debug, info, warn, error", c.Level)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch strings.ToLower(c.Format) {
+	case "text", "":
+		return slog.New(slog.NewTextHandler(w, opts)), level, nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), level, nil
+	}
+	return nil, nil, fmt.Errorf("CABLECAR_LOG_FORMAT: %q is not text or json", c.Format)
+}

@@ -1,0 +1,120 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strings"
+
+	"github.com/cablecar/cablecar/adapters/memory"
+	"github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/auth"
+	"github.com/cablecar/cablecar/console"
+	"github.com/cablecar/cablecar/proxy"
+)
+
+// Interface guards: the adapters satisfy proxy.Broker without importing it.
+var (
+	_ proxy.Broker        = (*memory.Broker)(nil)
+	_ proxy.Broker        = (*redis.Broker)(nil)
+	_ proxy.Authenticator = (*auth.Auth)(nil)
+	_ proxy.Authorizer    = (*auth.Auth)(nil)
+)
+
+// devAddr is where `cablecar dev` listens unless CABLECAR_ADDR says
+// otherwise (and that must be loopback too).
+const devAddr = "127.0.0.1:8080"
+
+// devRoute lets the console subscribe to any stream by name.
+const devRoute = "public:StreamChannel={params.stream}"
+
+// serve runs the sidecar until ctx is done.
+func serve(ctx context.Context, dev bool, stderr io.Writer) error {
+	cfg, err := loadConfig(nil)
+	if err != nil {
+		return err
+	}
+	log, _, err := newLogger(cfg.Log, stderr)
+	if err != nil {
+		return err
+	}
+	if dev {
+		if err := devConfig(&cfg); err != nil {
+			return err
+		}
+	}
+	a, err := auth.New(cfg.Auth)
+	if err != nil {
+		return err
+	}
+	broker, closeBroker, err := newBroker(cfg, dev, log)
+	if err != nil {
+		return err
+	}
+	defer closeBroker()
+	srv, err := proxy.New(cfg.Proxy, broker, a, a, log)
+	if err != nil {
+		return err
+	}
+	if dev {
+		srv.Handle("/", console.Handler(srv.Config().Path))
+	}
+	ln, err := net.Listen("tcp", srv.Config().Addr)
+	if err != nil {
+		return fmt.Errorf("listen on CABLECAR_ADDR %s: %w", srv.Config().Addr, err)
+	}
+	if dev {
+		log.Warn("DEVELOPMENT MODE: anonymous connections allowed, /_broadcast needs no key, in-memory broker; never expose this",
+			"console", "http://"+ln.Addr().String()+"/")
+	}
+	log.Info("cablecar listening", "addr", ln.Addr().String(), "path", srv.Config().Path, "broker", brokerName(cfg, dev), "pid", os.Getpid())
+	return srv.Serve(ctx, ln)
+}
+
+// devConfig turns a config into the development one: loopback only,
+// anonymous, open /_broadcast, a route for the console.
+func devConfig(cfg *config) error {
+	if cfg.Proxy.Addr == "" {
+		cfg.Proxy.Addr = devAddr
+	}
+	host, _, err := net.SplitHostPort(cfg.Proxy.Addr)
+	if err != nil {
+		return fmt.Errorf("CABLECAR_ADDR: %w", err)
+	}
+	if ip := net.ParseIP(host); host != "localhost" && (ip == nil || !ip.IsLoopback()) {
+		return fmt.Errorf("CABLECAR_ADDR %s: dev mode serves loopback only (127.0.0.1, ::1 or localhost); use `cablecar serve` with real auth for anything else", cfg.Proxy.Addr)
+	}
+	cfg.Auth.AllowAnonymous = true
+	cfg.Proxy.OpenBroadcast = true
+	if strings.TrimSpace(cfg.Auth.Routes) == "" && cfg.Auth.RoutesFile == "" {
+		cfg.Auth.Routes = devRoute
+	}
+	return nil
+}
+
+// newBroker picks Redis when CABLECAR_REDIS_URL is set (not in dev), else
+// the in-memory broker.
+func newBroker(cfg config, dev bool, log *slog.Logger) (proxy.Broker, func(), error) {
+	if dev || cfg.Redis.URL == "" {
+		return memory.New(), func() {}, nil
+	}
+	b, err := redis.New(cfg.Redis, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, func() { _ = b.Close() }, nil
+}
+
+func brokerName(cfg config, dev bool) string {
+	if dev || cfg.Redis.URL == "" {
+		return "memory"
+	}
+	return "redis"
+}
+
+// errUsage marks a command-line mistake.
+var errUsage = errors.New("usage")

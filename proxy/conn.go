@@ -1,0 +1,219 @@
+package proxy
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/cablecar/cablecar/auth"
+)
+
+// connState is where a connection is in its life.
+type connState uint8
+
+const (
+	stateOpen    connState = iota // serving
+	stateClosing                  // final frames queued; no more sends
+	stateClosed                   // socket closed
+)
+
+// conn is one client WebSocket. Its reader goroutine (serve) owns it; any
+// goroutine may queue frames with send. Bytes reach the socket only through
+// the single flusher, so frames never interleave.
+type conn struct {
+	id     uint64
+	nc     net.Conn
+	srv    *Server
+	who    *auth.Identity // nil when authentication failed
+	remote string
+
+	mu        sync.Mutex // guards following
+	state     connState
+	queue     [][]byte // whole frames waiting for the flusher
+	pending   int      // bytes in queue
+	flushing  bool     // a flusher goroutine is running
+	closeDone bool     // the flusher closes the socket when the queue drains
+	reason    string   // why the connection is closing
+	subs      map[string]*subscription
+}
+
+// send queues frame for the client. It never blocks: when the client
+// already has MaxPendingBytes waiting, it is disconnected as too_slow.
+// Frames for a closing connection are dropped and counted.
+func (c *conn) send(frame []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state != stateOpen {
+		c.srv.stats.DroppedClosed.Add(1)
+		return
+	}
+	if c.pending+len(frame) > c.srv.cfg.MaxPendingBytes {
+		c.srv.stats.DisconnectsSlow.Add(1)
+		c.srv.stats.DroppedClosed.Add(1)
+		// What is queued will never be read in time; say why instead.
+		c.queue, c.pending = nil, 0
+		c.finishLocked("too_slow", frameDisconnectTooSlow, frameCloseNormal)
+		return
+	}
+	c.appendLocked(frame)
+}
+
+func (c *conn) appendLocked(frame []byte) {
+	c.queue = append(c.queue, frame)
+	c.pending += len(frame)
+	if !c.flushing {
+		c.flushing = true
+		go c.flush()
+	}
+}
+
+// finish queues the final frames, then the flusher closes the socket.
+func (c *conn) finish(reason string, frames ...[]byte) {
+	c.mu.Lock()
+	c.finishLocked(reason, frames...)
+	c.mu.Unlock()
+}
+
+func (c *conn) finishLocked(reason string, frames ...[]byte) {
+	if c.state != stateOpen {
+		return
+	}
+	c.state = stateClosing
+	c.reason = reason
+	c.closeDone = true
+	for _, f := range frames {
+		c.queue = append(c.queue, f)
+		c.pending += len(f)
+	}
+	if !c.flushing {
+		c.flushing = true
+		go c.flush()
+	}
+}
+
+// flush writes the queue in batches, one writev per batch, with a fresh
+// deadline each time. It exits when the queue is empty.
+func (c *conn) flush() {
+	for {
+		c.mu.Lock()
+		batch := c.queue
+		if len(batch) == 0 || c.state == stateClosed {
+			c.flushing = false
+			closeNow := c.closeDone && c.state != stateClosed
+			if closeNow {
+				c.state = stateClosed
+			}
+			c.mu.Unlock()
+			if closeNow {
+				c.nc.Close()
+			}
+			return
+		}
+		c.queue, c.pending = nil, 0
+		c.mu.Unlock()
+
+		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
+		bufs := net.Buffers(batch)
+		if _, err := bufs.WriteTo(c.nc); err != nil {
+			c.writeFailed(err)
+			return
+		}
+	}
+}
+
+// writeFailed ends a connection whose socket refused a write: the peer is
+// gone or too slow. It is the client's doing, so it logs at debug.
+func (c *conn) writeFailed(err error) {
+	c.mu.Lock()
+	if c.reason == "" {
+		c.reason = "write_failed"
+		if ne, ok := err.(net.Error); ok && ne.Timeout() {
+			c.reason = "write_timeout"
+		}
+	}
+	c.state = stateClosed
+	c.flushing = false
+	c.queue, c.pending = nil, 0
+	c.mu.Unlock()
+	c.nc.Close()
+	c.debug("write failed", "err", err)
+}
+
+// confirm sends confirm_subscription for sub unless it was unsubscribed or
+// the connection is closing meanwhile.
+func (c *conn) confirm(sub *subscription) {
+	c.mu.Lock()
+	live := c.subs[sub.identifier] == sub && c.state == stateOpen
+	if live {
+		c.appendLocked(identifierFrame(sub.quoted, "confirm_subscription"))
+	}
+	c.mu.Unlock()
+	if live {
+		c.srv.stats.SubsConfirmed.Add(1)
+		c.info("subscription confirmed", "channel", sub.channel, "identifier", sub.identifier, "streams", sub.streams)
+	}
+}
+
+// reject sends reject_subscription for identifier and logs why.
+func (c *conn) reject(identifier, channel string, why error) {
+	c.srv.stats.SubsRejected.Add(1)
+	c.send(identifierFrame(quoteIdentifier(identifier), "reject_subscription"))
+	c.info("subscription rejected: "+why.Error(), "channel", channel, "identifier", identifier, "reason", rejectReason(why))
+}
+
+// release removes every subscription from the hub; run once, by serve.
+func (c *conn) release() {
+	c.mu.Lock()
+	subs := c.subs
+	c.subs = nil
+	c.mu.Unlock()
+	for _, sub := range subs {
+		c.srv.hub.unsubscribe(sub)
+	}
+}
+
+// closeSocket closes the socket unless the flusher is still writing final
+// frames (it closes it itself when done).
+func (c *conn) closeSocket(reason string) {
+	c.mu.Lock()
+	if c.reason == "" {
+		c.reason = reason
+	}
+	if c.state == stateOpen {
+		c.state = stateClosing
+	}
+	closeNow := !c.flushing && c.state != stateClosed
+	if closeNow {
+		c.state = stateClosed
+	} else {
+		c.closeDone = true
+	}
+	c.mu.Unlock()
+	if closeNow {
+		c.nc.Close()
+	}
+}
+
+func (c *conn) closeReason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reason
+}
+
+func (c *conn) logAttrs(level slog.Level, msg string, args ...any) {
+	l := c.srv.log
+	if !l.Enabled(context.Background(), level) {
+		return
+	}
+	who := "unauthenticated"
+	if c.who != nil {
+		who = c.who.String()
+	}
+	attrs := append([]any{"conn", c.id, "user", who, "remote", c.remote}, args...)
+	l.Log(context.Background(), level, msg, attrs...)
+}
+
+func (c *conn) info(msg string, args ...any)  { c.logAttrs(slog.LevelInfo, msg, args...) }
+func (c *conn) debug(msg string, args ...any) { c.logAttrs(slog.LevelDebug, msg, args...) }

@@ -1,0 +1,21 @@
+// Package proxy is cablecar's WebSocket server: the Action Cable protocol,
+// connections, and the hub that fans broker messages out to subscribers.
+//
+// # Data flow
+//
+// A broker (adapters/memory, adapters/redis) hands each message to the hub,
+// which looks up the stream's shard, encodes the frame once per distinct
+// identifier and queues the same bytes on every subscribed connection. Each
+// connection has one reader goroutine (which owns it) and at most one
+// flusher goroutine at a time, started when bytes are queued and gone when
+// the queue is empty, so an idle connection costs one parked goroutine.
+//
+// # Lock order
+//
+//	hub stream shard → conn.mu
+//	hub conn shard   → conn.mu
+//
+// conn.mu is never held while taking a hub lock, and no lock is held during
+// socket IO. Broker.Subscribe and Broker.Unsubscribe are called under a
+// stream shard lock and must not block.
+package proxy

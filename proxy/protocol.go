@@ -1,0 +1,275 @@
+package proxy
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/gobwas/ws"
+
+	"github.com/cablecar/cablecar/auth"
+)
+
+// closeError ends a connection with a specific close frame.
+type closeError struct {
+	frame  []byte
+	reason string // for the log and the disconnect reason
+	detail string
+}
+
+func (e *closeError) Error() string { return e.reason + ": " + e.detail }
+
+func protocolError(detail string) error {
+	return &closeError{frame: frameCloseProtocol, reason: "protocol_error", detail: detail}
+}
+
+// serve runs the connection until the socket closes: welcome (or the
+// unauthorized disconnect), then one command at a time.
+func (c *conn) serve() {
+	if c.who == nil {
+		// The JS client retries an HTTP 401 forever; a disconnect frame
+		// with reconnect:false makes it stop, as Rails does.
+		c.finish("unauthorized", frameDisconnectUnauthorized, frameCloseNormal)
+		return
+	}
+	c.srv.hub.addConn(c)
+	c.send(frameWelcome)
+	c.info("connected")
+	c.readLoop()
+	c.srv.hub.removeConn(c)
+	c.release()
+	c.closeSocket("client_gone")
+	c.info("disconnected", "reason", c.closeReason())
+}
+
+func (c *conn) readLoop() {
+	for {
+		op, msg, err := c.readMessage()
+		var ce *closeError
+		switch {
+		case errors.As(err, &ce):
+			c.info("closing connection: "+ce.Error(), "reason", ce.reason)
+			c.finish(ce.reason, ce.frame)
+			return
+		case err != nil:
+			c.closeSocket("client_gone")
+			return
+		case op == ws.OpClose:
+			c.finish("client_closed", frameCloseNormal)
+			return
+		case op == ws.OpBinary:
+			c.info("ignored a binary frame: Action Cable speaks text", "bytes", len(msg))
+		default:
+			c.handle(msg)
+		}
+	}
+}
+
+// readMessage returns the next data message, reassembled from fragments,
+// or a close frame. Pings are answered through the flusher on the way.
+func (c *conn) readMessage() (ws.OpCode, []byte, error) {
+	var msg []byte
+	var op ws.OpCode
+	for {
+		h, err := ws.ReadHeader(c.nc)
+		if err != nil {
+			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetErr(err) {
+				return 0, nil, err
+			}
+			return 0, nil, protocolError(err.Error())
+		}
+		if !h.Masked {
+			return 0, nil, protocolError("client frame is not masked")
+		}
+		if h.Rsv != 0 {
+			return 0, nil, protocolError("reserved bits set; no extension was negotiated")
+		}
+		if h.OpCode.IsControl() {
+			if h.Length > 125 || !h.Fin {
+				return 0, nil, protocolError("control frame too long or fragmented")
+			}
+			p, err := c.readPayload(nil, h)
+			if err != nil {
+				return 0, nil, err
+			}
+			switch h.OpCode {
+			case ws.OpPing:
+				c.send(pongFrame(p))
+			case ws.OpClose:
+				return ws.OpClose, p, nil
+			}
+			continue
+		}
+		switch {
+		case !h.OpCode.IsData() && h.OpCode != ws.OpContinuation:
+			return 0, nil, protocolError("unknown opcode " + strconv.Itoa(int(h.OpCode)))
+		case h.OpCode == ws.OpContinuation && op == 0:
+			return 0, nil, protocolError("continuation frame without a first frame")
+		case h.OpCode != ws.OpContinuation && op != 0:
+			return 0, nil, protocolError("new message inside a fragmented one")
+		}
+		if op == 0 {
+			op = h.OpCode
+		}
+		if int64(len(msg))+h.Length > int64(c.srv.cfg.MaxMessageSize) {
+			return 0, nil, &closeError{frame: frameCloseTooBig, reason: "message_too_big",
+				detail: fmt.Sprintf("message over CABLECAR_MAX_MESSAGE_SIZE (%d bytes)", c.srv.cfg.MaxMessageSize)}
+		}
+		if msg, err = c.readPayload(msg, h); err != nil {
+			return 0, nil, err
+		}
+		if h.Fin {
+			return op, msg, nil
+		}
+	}
+}
+
+// readPayload appends h's unmasked payload to dst.
+func (c *conn) readPayload(dst []byte, h ws.Header) ([]byte, error) {
+	n := len(dst)
+	dst = append(dst, make([]byte, h.Length)...)
+	if _, err := io.ReadFull(c.nc, dst[n:]); err != nil {
+		return nil, err
+	}
+	ws.Cipher(dst[n:], h.Mask, 0)
+	return dst, nil
+}
+
+// command is a client frame. identifier must be a JSON string; Rails keys
+// subscriptions by that string's exact value.
+type command struct {
+	Command    string          `json:"command"`
+	Identifier json.RawMessage `json:"identifier"`
+	Data       json.RawMessage `json:"data"`
+}
+
+// handle runs one text message. Anything malformed is logged and ignored:
+// the connection stays up, as with Rails.
+func (c *conn) handle(msg []byte) {
+	if !utf8.Valid(msg) {
+		c.info("ignored a frame: not valid UTF-8", "bytes", len(msg))
+		return
+	}
+	var cmd command
+	if err := json.Unmarshal(msg, &cmd); err != nil {
+		c.info("ignored a frame: not a JSON command", "err", err.Error(), "bytes", len(msg))
+		return
+	}
+	var identifier string
+	if err := json.Unmarshal(cmd.Identifier, &identifier); err != nil {
+		c.info("ignored a command: identifier is not a string", "command", cmd.Command)
+		return
+	}
+	switch cmd.Command {
+	case "subscribe":
+		c.subscribe(identifier)
+	case "unsubscribe":
+		c.unsubscribe(identifier)
+	case "message":
+		// cablecar runs no channel code; the app's own endpoints take
+		// client-to-server traffic.
+		c.debug("message command ignored: cablecar runs no channel actions", "identifier", identifier)
+	default:
+		c.info("ignored an unknown command", "command", cmd.Command, "identifier", identifier)
+	}
+}
+
+func (c *conn) subscribe(identifier string) {
+	c.mu.Lock()
+	_, dup := c.subs[identifier]
+	count := len(c.subs)
+	c.mu.Unlock()
+	if dup {
+		// Byte-identical duplicates are ignored, as Rails does: the JS
+		// client re-sends subscribe every 500 ms until it hears back.
+		c.debug("duplicate subscribe ignored", "identifier", identifier)
+		return
+	}
+	params, channel, err := parseIdentifier(identifier)
+	if err != nil {
+		c.reject(identifier, channel, err)
+		return
+	}
+	if count >= c.srv.cfg.MaxSubscriptions {
+		c.reject(identifier, channel, fmt.Errorf("%w (CABLECAR_MAX_SUBSCRIPTIONS=%d)", errTooManySubscriptions, c.srv.cfg.MaxSubscriptions))
+		return
+	}
+	streams, err := c.srv.authz.Authorize(c.who, channel, params)
+	if err != nil {
+		c.reject(identifier, channel, err)
+		return
+	}
+	sub := &subscription{conn: c, identifier: identifier, quoted: quoteIdentifier(identifier), channel: channel, streams: streams}
+	c.mu.Lock()
+	if c.state != stateOpen {
+		c.mu.Unlock()
+		return
+	}
+	if c.subs == nil {
+		c.subs = make(map[string]*subscription, 1)
+	}
+	c.subs[identifier] = sub
+	c.mu.Unlock()
+	c.srv.hub.subscribe(sub)
+}
+
+func (c *conn) unsubscribe(identifier string) {
+	c.mu.Lock()
+	sub := c.subs[identifier]
+	delete(c.subs, identifier)
+	c.mu.Unlock()
+	if sub == nil {
+		c.info("ignored unsubscribe: not subscribed", "identifier", identifier)
+		return
+	}
+	c.srv.hub.unsubscribe(sub)
+	c.info("unsubscribed", "channel", sub.channel, "identifier", identifier)
+}
+
+// parseIdentifier decodes the identifier's params (numbers stay
+// json.Number) and returns its channel.
+func parseIdentifier(identifier string) (map[string]any, string, error) {
+	d := json.NewDecoder(strings.NewReader(identifier))
+	d.UseNumber()
+	var params map[string]any
+	if err := d.Decode(&params); err != nil || params == nil {
+		return nil, "", fmt.Errorf("%w: not a JSON object", errBadIdentifier)
+	}
+	if _, err := d.Token(); err != io.EOF {
+		return nil, "", fmt.Errorf("%w: data after the JSON object", errBadIdentifier)
+	}
+	channel, _ := params["channel"].(string)
+	if channel == "" {
+		return nil, "", fmt.Errorf(`%w: no "channel"`, errBadIdentifier)
+	}
+	return params, channel, nil
+}
+
+// Rejections decided here rather than by the Authorizer.
+var (
+	errBadIdentifier        = errors.New("invalid identifier")
+	errTooManySubscriptions = errors.New("too many subscriptions on one connection")
+)
+
+// rejectReason is the short code logged and counted for a rejection.
+func rejectReason(err error) string {
+	switch {
+	case errors.Is(err, errBadIdentifier):
+		return "invalid_identifier"
+	case errors.Is(err, errTooManySubscriptions):
+		return "too_many_subscriptions"
+	}
+	return auth.Reason(err)
+}
+
+// isNetErr reports a socket-level failure (reset, closed, timeout): the
+// peer went away rather than sent something wrong.
+func isNetErr(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, net.ErrClosed)
+}

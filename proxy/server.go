@@ -1,0 +1,208 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gobwas/ws"
+
+	"github.com/cablecar/cablecar/auth"
+)
+
+// Authenticator decides who a connecting client is. *auth.Auth implements it.
+type Authenticator interface {
+	Authenticate(r *http.Request) (*auth.Identity, error)
+	RedactQuery(rawQuery string) string
+}
+
+// Authorizer decides which streams a subscription gets. *auth.Auth
+// implements it.
+type Authorizer interface {
+	Authorize(id *auth.Identity, channel string, params map[string]any) ([]string, error)
+}
+
+// Server is the cable endpoint plus /health and /_broadcast. Create it with
+// New and run it with Serve; it is safe for concurrent use.
+type Server struct {
+	cfg     Config
+	broker  Broker
+	authn   Authenticator
+	authz   Authorizer
+	log     *slog.Logger
+	origins []originRule
+	hub     *hub
+	stats   Stats
+	mux     *http.ServeMux
+
+	nextID   atomic.Uint64
+	draining atomic.Bool
+	conns    sync.WaitGroup // one per upgraded connection's serve
+}
+
+// New checks cfg and builds a server. It starts nothing.
+func New(cfg Config, broker Broker, authn Authenticator, authz Authorizer, logger *slog.Logger) (*Server, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	origins, _ := parseOrigins(cfg.AllowedOrigins) // validated above
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{cfg: cfg, broker: broker, authn: authn, authz: authz, log: logger, origins: origins}
+	s.hub = newHub(broker, logger, &s.stats)
+	s.mux = http.NewServeMux()
+	s.mux.HandleFunc(cfg.Path, s.serveCable)
+	s.mux.HandleFunc("/health", s.serveHealth)
+	s.mux.HandleFunc("/_broadcast", s.serveBroadcast)
+	return s, nil
+}
+
+// Handle adds another handler on the main listener (the dev console).
+// Call it before Serve.
+func (s *Server) Handle(pattern string, h http.Handler) { s.mux.Handle(pattern, h) }
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Stats returns the live counters.
+func (s *Server) Stats() *Stats { return &s.stats }
+
+// StreamCount reports how many streams have local subscribers.
+func (s *Server) StreamCount() int { return s.hub.streamCount() }
+
+// Config returns the effective configuration, defaults applied.
+func (s *Server) Config() Config { return s.cfg }
+
+// Serve runs the broker, the heartbeat and the HTTP server on ln until ctx
+// is done, then drains: every client gets server_restart and a close
+// frame within ShutdownTimeout. It returns nil after a clean drain.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	brokerCtx, stopBroker := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopBroker()
+	brokerDone := make(chan error, 1)
+	go func() { brokerDone <- s.broker.Run(brokerCtx, s.hub.deliver, s.hub.activate) }()
+
+	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	served := make(chan error, 1)
+	go func() { served <- hs.Serve(ln) }()
+
+	pingCtx, stopPing := context.WithCancel(ctx)
+	defer stopPing()
+	go s.heartbeat(pingCtx)
+
+	select {
+	case <-ctx.Done():
+	case err := <-served:
+		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
+	case err := <-brokerDone:
+		return fmt.Errorf("broker stopped: %w", err)
+	}
+	s.drain(hs)
+	stopBroker()
+	<-brokerDone
+	return nil
+}
+
+// drain stops accepting, then closes every connection with server_restart.
+func (s *Server) drain(hs *http.Server) {
+	s.draining.Store(true)
+	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	_ = hs.Shutdown(sctx) // stops the listener; hijacked conns are ours
+	n := s.stats.ConnsOpen.Load()
+	s.log.Info("shutting down: disconnecting clients", "connections", n, "timeout", s.cfg.ShutdownTimeout)
+	s.hub.eachConn(func(c *conn) { c.finish("server_restart", frameDisconnectRestart, frameCloseNormal) })
+	done := make(chan struct{})
+	go func() { s.conns.Wait(); close(done) }()
+	select {
+	case <-done:
+		s.log.Info("shutdown complete", "connections", n)
+	case <-sctx.Done():
+		s.log.Warn("shutdown timeout: closing remaining connections", "open", s.stats.ConnsOpen.Load())
+		s.hub.eachConn(func(c *conn) { c.nc.Close() })
+	}
+}
+
+// heartbeat sends every open connection the same ping frame, built once
+// per tick, from one process-wide ticker as Rails does.
+func (s *Server) heartbeat(ctx context.Context) {
+	t := time.NewTicker(s.cfg.PingInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case now := <-t.C:
+			frame := pingFrame(now.Unix())
+			s.hub.eachConn(func(c *conn) { c.send(frame) })
+		}
+	}
+}
+
+// serveCable checks the origin, authenticates, upgrades and hands the
+// socket to its own goroutine, so the HTTP server's buffers are freed.
+func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
+	if !isUpgrade(r) {
+		notFound(w)
+		return
+	}
+	if s.draining.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	if err := checkOrigin(s.origins, r.Header.Get("Origin"), r.Host); err != nil {
+		// Rails answers 404 here; the log says why.
+		s.log.Info("connection refused: "+err.Error(), "remote", r.RemoteAddr, "reason", "origin")
+		notFound(w)
+		return
+	}
+	who, authErr := s.authn.Authenticate(r)
+	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == "actioncable-v1-json" }}
+	nc, rw, _, err := u.Upgrade(r, w)
+	if err != nil {
+		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		return
+	}
+	if rw.Reader.Buffered() > 0 {
+		// The client spoke before the handshake finished.
+		s.log.Info("connection refused: data before the handshake completed", "remote", r.RemoteAddr)
+		nc.Close()
+		return
+	}
+	c := &conn{id: s.nextID.Add(1), nc: nc, srv: s, who: who, remote: r.RemoteAddr}
+	s.stats.ConnsTotal.Add(1)
+	if authErr != nil {
+		c.who = nil
+		s.stats.AuthFailures.Add(1)
+		s.log.Info("connection refused: "+authErr.Error(), "remote", r.RemoteAddr, "reason", auth.Reason(authErr),
+			"path", r.URL.Path, "query", s.authn.RedactQuery(r.URL.RawQuery))
+	}
+	s.conns.Add(1)
+	go func() {
+		defer s.conns.Done()
+		c.serve()
+	}()
+}
+
+func isUpgrade(r *http.Request) bool {
+	return r.Method == http.MethodGet && headerHasToken(r.Header, "Connection", "upgrade") &&
+		headerHasToken(r.Header, "Upgrade", "websocket")
+}
+
+func notFound(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.WriteHeader(http.StatusNotFound)
+	_, _ = w.Write([]byte("Page not found"))
+}
+
+// errDraining is the health reason during shutdown.
+var errDraining = errors.New("shutting down")
