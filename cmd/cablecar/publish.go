@@ -87,4 +87,3 @@ func publishHTTP(ctx context.Context, base, key, stream string, data []byte, std
 	fmt.Fprintf(stdout, "published %d bytes to %q via %s: %s\n", len(data), stream, base, bytes.TrimSpace(out))
 	return nil
 }
-

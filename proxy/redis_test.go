@@ -1,0 +1,96 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/internal/redistest"
+	"github.com/cablecar/cablecar/proxy"
+)
+
+func startRedisServer(t *testing.T, rs *redistest.Server, prefix string) *testServer {
+	t.Helper()
+	b, err := redis.New(redis.Config{URL: rs.URL, ChannelPrefix: prefix,
+		ProbeInterval: 200 * time.Millisecond, ProbeTimeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	return startServer(t, proxy.Config{}, anonymous(), b)
+}
+
+// confirm_subscription means Redis has acknowledged SUBSCRIBE: a message
+// published the instant the client sees it is delivered, every time.
+func TestConfirmOnlyAfterRedisAcknowledges(t *testing.T) {
+	rs := redistest.Start(t)
+	prefix := redistest.UniquePrefix(t)
+	ts := startRedisServer(t, rs, prefix)
+	rdb := goredis.NewClient(&goredis.Options{Addr: rs.Addr})
+	defer rdb.Close()
+	c := welcomed(t, ts.url(""))
+	for i := 0; i < 50; i++ {
+		room := fmt.Sprintf("room-%d", i)
+		id := `{"channel":"ChatChannel","room":"` + room + `"}`
+		c.command("subscribe", id)
+		if got := c.nextText(); got != confirmFrame(id) {
+			t.Fatalf("got %s", got)
+		}
+		if err := rdb.Publish(context.Background(), prefix+":chat:"+room, `{"n":`+fmt.Sprint(i)+`}`).Err(); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.nextText(); got != messageFrame(id, `{"n":`+fmt.Sprint(i)+`}`) {
+			t.Fatalf("iteration %d: got %s", i, got)
+		}
+	}
+}
+
+// Redis killed under live clients: the process keeps serving them (pings
+// continue), /health says why it is unhealthy, and after Redis comes back
+// every stream is resubscribed and delivery resumes.
+func TestRedisOutageAndRecovery(t *testing.T) {
+	rs := redistest.Start(t)
+	prefix := redistest.UniquePrefix(t)
+	ts := startRedisServer(t, rs, prefix)
+	c := welcomed(t, ts.url(""))
+	c.command("subscribe", lobby)
+	c.nextText()
+
+	health := func() (int, string) {
+		resp, err := http.Get("http://" + ts.addr + "/health")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	rs.Kill()
+	waitFor(t, "health 503", func() bool { code, _ := health(); return code == 503 })
+	if _, body := health(); !strings.Contains(body, `"reason":"redis`) {
+		t.Errorf("health body %s does not say redis is the problem", body)
+	}
+	// Still connected: a ping arrives while Redis is down.
+	if f := c.next(); !strings.HasPrefix(string(f.payload), `{"type":"ping"`) {
+		t.Fatalf("got %q, want a ping", f.payload)
+	}
+	rs.Restart(t)
+	waitFor(t, "health 200", func() bool { code, _ := health(); return code == 200 })
+	rdb := goredis.NewClient(&goredis.Options{Addr: rs.Addr})
+	defer rdb.Close()
+	waitFor(t, "resubscribed", func() bool {
+		n, _ := rdb.PubSubNumSub(context.Background(), prefix+":chat:lobby").Result()
+		return n[prefix+":chat:lobby"] == 1
+	})
+	rdb.Publish(context.Background(), prefix+":chat:lobby", `"back"`)
+	if got := c.nextText(); got != messageFrame(lobby, `"back"`) {
+		t.Fatalf("after recovery: got %s", got)
+	}
+}
