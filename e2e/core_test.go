@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -302,5 +303,36 @@ func TestSIGTERMSendsServerRestart(t *testing.T) {
 	}
 	if ev, ok := jsclient.First(events, jsclient.KindDisconnected); !ok || !ev.WillAttemptReconnect {
 		t.Errorf("disconnected %+v, want willAttemptReconnect=true", ev)
+	}
+}
+
+// SIGUSR1 toggles debug logging without a restart; the admin listener
+// reports the level.
+func TestSIGUSR1TogglesDebug(t *testing.T) {
+	sc := startSidecar(t, map[string]string{"CABLECAR_ALLOW_ANONYMOUS": "true"}, "serve")
+	level := func() string {
+		body, err := httpGet("http://" + sc.admin + "/loglevel")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return strings.TrimSpace(body)
+	}
+	if got := level(); got != `{"level":"info"}` {
+		t.Fatalf("level %s", got)
+	}
+	for _, want := range []string{`{"level":"debug"}`, `{"level":"info"}`} {
+		if err := sc.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for level() != want {
+			if time.Now().After(deadline) {
+				t.Fatalf("level %s, want %s", level(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if !strings.Contains(sc.logs(), "by=SIGUSR1") {
+		t.Error("the level change was not logged")
 	}
 }

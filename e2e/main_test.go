@@ -43,7 +43,8 @@ func TestMain(m *testing.M) {
 
 // sidecar is a running cablecar process.
 type sidecar struct {
-	addr string
+	addr  string
+	admin string // admin listener address
 	cmd  *exec.Cmd
 	mu   sync.Mutex
 	log  strings.Builder
@@ -65,9 +66,9 @@ func freePort(t *testing.T) int {
 // and waits until /health answers 200.
 func startSidecar(t *testing.T, env map[string]string, args ...string) *sidecar {
 	t.Helper()
-	s := &sidecar{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), done: make(chan error, 1)}
+	s := &sidecar{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), done: make(chan error, 1)}
 	s.cmd = exec.Command(binary, args...)
-	s.cmd.Env = []string{"CABLECAR_ADDR=" + s.addr, "PATH=" + os.Getenv("PATH")}
+	s.cmd.Env = []string{"CABLECAR_ADDR=" + s.addr, "CABLECAR_ADMIN_ADDR=" + s.admin, "PATH=" + os.Getenv("PATH")}
 	for k, v := range env {
 		s.cmd.Env = append(s.cmd.Env, k+"="+v)
 	}

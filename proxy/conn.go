@@ -28,6 +28,7 @@ type conn struct {
 	srv    *Server
 	who    *auth.Identity // nil when authentication failed
 	remote string
+	since  time.Time
 
 	mu        sync.Mutex // guards following
 	state     connState
@@ -47,11 +48,17 @@ func (c *conn) send(frame []byte) {
 	defer c.mu.Unlock()
 	if c.state != stateOpen {
 		c.srv.stats.DroppedClosed.Add(1)
+		if h := c.srv.hooks.Dropped; h != nil {
+			h("closed", 1)
+		}
 		return
 	}
 	if c.pending+len(frame) > c.srv.cfg.MaxPendingBytes {
 		c.srv.stats.DisconnectsSlow.Add(1)
 		c.srv.stats.DroppedClosed.Add(1)
+		if h := c.srv.hooks.Dropped; h != nil {
+			h("too_slow", len(c.queue)+1)
+		}
 		// What is queued will never be read in time; say why instead.
 		c.queue, c.pending = nil, 0
 		c.finishLocked("too_slow", frameDisconnectTooSlow, frameCloseNormal)
@@ -147,11 +154,16 @@ func (c *conn) confirm(sub *subscription) {
 	c.mu.Lock()
 	live := c.subs[sub.identifier] == sub && c.state == stateOpen
 	if live {
+		sub.confirmed = true
 		c.appendLocked(identifierFrame(sub.quoted, "confirm_subscription"))
 	}
+	info := c.infoLocked()
 	c.mu.Unlock()
 	if live {
 		c.srv.stats.SubsConfirmed.Add(1)
+		if h := c.srv.hooks.Confirmed; h != nil {
+			h(info, sub.channel)
+		}
 		c.info("subscription confirmed", "channel", sub.channel, "identifier", sub.identifier, "streams", sub.streams)
 	}
 }
@@ -160,7 +172,11 @@ func (c *conn) confirm(sub *subscription) {
 func (c *conn) reject(identifier, channel string, why error) {
 	c.srv.stats.SubsRejected.Add(1)
 	c.send(identifierFrame(quoteIdentifier(identifier), "reject_subscription"))
-	c.info("subscription rejected: "+why.Error(), "channel", channel, "identifier", identifier, "reason", rejectReason(why))
+	reason := rejectReason(why)
+	c.info("subscription rejected: "+why.Error(), "channel", channel, "identifier", identifier, "reason", reason)
+	if h := c.srv.hooks.Rejected; h != nil {
+		h(c.snapshot(), channel, identifier, reason, why.Error())
+	}
 }
 
 // release removes every subscription from the hub; run once, by serve.
@@ -171,7 +187,37 @@ func (c *conn) release() {
 	c.mu.Unlock()
 	for _, sub := range subs {
 		c.srv.hub.unsubscribe(sub)
+		c.ended(sub)
 	}
+}
+
+// ended tells the observer a confirmed subscription is over.
+func (c *conn) ended(sub *subscription) {
+	c.mu.Lock()
+	confirmed := sub.confirmed
+	info := c.infoLocked()
+	c.mu.Unlock()
+	if h := c.srv.hooks.Unsubscribed; h != nil && confirmed {
+		h(info, sub.channel)
+	}
+}
+
+// snapshot describes the connection for observers and listings.
+func (c *conn) snapshot() ConnInfo {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.infoLocked()
+}
+
+func (c *conn) infoLocked() ConnInfo {
+	return ConnInfo{ID: c.id, User: c.user(), Remote: c.remote, Since: c.since, Subscriptions: len(c.subs)}
+}
+
+func (c *conn) user() string {
+	if c.who == nil {
+		return "unauthenticated"
+	}
+	return c.who.String()
 }
 
 // closeSocket closes the socket unless the flusher is still writing final
@@ -207,11 +253,7 @@ func (c *conn) logAttrs(level slog.Level, msg string, args ...any) {
 	if !l.Enabled(context.Background(), level) {
 		return
 	}
-	who := "unauthenticated"
-	if c.who != nil {
-		who = c.who.String()
-	}
-	attrs := append([]any{"conn", c.id, "user", who, "remote", c.remote}, args...)
+	attrs := append([]any{"conn", c.id, "user", c.user(), "remote", c.remote}, args...)
 	l.Log(context.Background(), level, msg, attrs...)
 }
 

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // shardCount is the number of hub shards. A power of two, so the shard is a
@@ -23,6 +24,7 @@ type hub struct {
 	log    *slog.Logger
 	seed   maphash.Seed
 	stats  *Stats
+	hooks  *Hooks
 
 	streams [shardCount]streamShard
 	conns   [shardCount]connShard
@@ -57,8 +59,8 @@ type group struct {
 	subs       map[*subscription]struct{}
 }
 
-func newHub(b Broker, log *slog.Logger, stats *Stats) *hub {
-	h := &hub{broker: b, log: log, seed: maphash.MakeSeed(), stats: stats}
+func newHub(b Broker, log *slog.Logger, stats *Stats, hooks *Hooks) *hub {
+	h := &hub{broker: b, log: log, seed: maphash.MakeSeed(), stats: stats, hooks: hooks}
 	for i := range h.streams {
 		h.streams[i].m = make(map[string]*stream)
 		h.conns[i].m = make(map[*conn]struct{})
@@ -172,6 +174,7 @@ func (h *hub) activate(name string) {
 // It only queues bytes: no socket IO happens here, so one slow client
 // cannot hold up the broker's read loop or anyone else.
 func (h *hub) deliver(name string, payload []byte) {
+	received := time.Now()
 	h.stats.BroadcastsReceived.Add(1)
 	if !json.Valid(payload) {
 		h.stats.InvalidPayloads.Add(1)
@@ -195,6 +198,26 @@ func (h *hub) deliver(name string, payload []byte) {
 			sub.conn.send(frame)
 		}
 	}
+	if hook := h.hooks.Broadcast; hook != nil {
+		hook(name, payload, st.nsubs, received)
+	}
+}
+
+// streams lists up to limit streams with their subscriber counts.
+func (h *hub) streamList(limit int) []StreamInfo {
+	var out []StreamInfo
+	for i := range h.streams {
+		s := &h.streams[i]
+		s.mu.RLock()
+		for name, st := range s.m {
+			if len(out) >= limit {
+				break
+			}
+			out = append(out, StreamInfo{Name: name, Subscribers: st.nsubs})
+		}
+		s.mu.RUnlock()
+	}
+	return out
 }
 
 // streamCount reports how many streams have local subscribers.
@@ -252,6 +275,7 @@ type subscription struct {
 	channel    string   // the identifier's "channel"
 	streams    []string // what it receives; fixed at subscribe time
 	waiting    atomic.Int32
+	confirmed  bool // guarded by conn.mu
 }
 
 // streamReady counts one of sub's streams as active and confirms sub when
@@ -273,4 +297,5 @@ type Stats struct {
 	InvalidPayloads    atomic.Int64 // broker messages dropped as invalid JSON
 	DroppedClosed      atomic.Int64 // frames for connections already closing
 	DisconnectsSlow    atomic.Int64 // connections closed as too_slow
+	PingsSent          atomic.Int64 // heartbeat frames queued
 }

@@ -40,11 +40,19 @@ func (c *conn) serve() {
 	c.srv.hub.addConn(c)
 	c.send(frameWelcome)
 	c.info("connected")
+	if h := c.srv.hooks.ConnOpened; h != nil {
+		h(c.snapshot())
+	}
 	c.readLoop()
 	c.srv.hub.removeConn(c)
+	info := c.snapshot()
 	c.release()
 	c.closeSocket("client_gone")
-	c.info("disconnected", "reason", c.closeReason())
+	reason := c.closeReason()
+	c.info("disconnected", "reason", reason)
+	if h := c.srv.hooks.ConnClosed; h != nil {
+		h(info, reason)
+	}
 }
 
 func (c *conn) readLoop() {
@@ -228,6 +236,7 @@ func (c *conn) unsubscribe(identifier string) {
 		return
 	}
 	c.srv.hub.unsubscribe(sub)
+	c.ended(sub)
 	c.info("unsubscribed", "channel", sub.channel, "identifier", identifier)
 }
 

@@ -39,6 +39,7 @@ type Server struct {
 	origins []originRule
 	hub     *hub
 	stats   Stats
+	hooks   Hooks
 	mux     *http.ServeMux
 
 	nextID   atomic.Uint64
@@ -57,7 +58,7 @@ func New(cfg Config, broker Broker, authn Authenticator, authz Authorizer, logge
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, broker: broker, authn: authn, authz: authz, log: logger, origins: origins}
-	s.hub = newHub(broker, logger, &s.stats)
+	s.hub = newHub(broker, logger, &s.stats, &s.hooks)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc(cfg.Path, s.serveCable)
 	s.mux.HandleFunc("/health", s.serveHealth)
@@ -74,6 +75,23 @@ func (s *Server) Handler() http.Handler { return s.mux }
 
 // Stats returns the live counters.
 func (s *Server) Stats() *Stats { return &s.stats }
+
+// SetHooks installs the observer's hooks. Call it before Serve.
+func (s *Server) SetHooks(h Hooks) { s.hooks = h }
+
+// Conns lists up to limit open connections.
+func (s *Server) Conns(limit int) []ConnInfo {
+	var out []ConnInfo
+	s.hub.eachConn(func(c *conn) {
+		if len(out) < limit {
+			out = append(out, c.snapshot())
+		}
+	})
+	return out
+}
+
+// Streams lists up to limit streams that have local subscribers.
+func (s *Server) Streams(limit int) []StreamInfo { return s.hub.streamList(limit) }
 
 // StreamCount reports how many streams have local subscribers.
 func (s *Server) StreamCount() int { return s.hub.streamCount() }
@@ -144,6 +162,7 @@ func (s *Server) heartbeat(ctx context.Context) {
 		case now := <-t.C:
 			frame := pingFrame(now.Unix())
 			s.hub.eachConn(func(c *conn) { c.send(frame) })
+			s.stats.PingsSent.Add(s.stats.ConnsOpen.Load())
 		}
 	}
 }
@@ -162,6 +181,9 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 	if err := checkOrigin(s.origins, r.Header.Get("Origin"), r.Host); err != nil {
 		// Rails answers 404 here; the log says why.
 		s.log.Info("connection refused: "+err.Error(), "remote", r.RemoteAddr, "reason", "origin")
+		if h := s.hooks.AuthFailed; h != nil {
+			h(r.RemoteAddr, "origin", err.Error())
+		}
 		notFound(w)
 		return
 	}
@@ -178,13 +200,16 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		nc.Close()
 		return
 	}
-	c := &conn{id: s.nextID.Add(1), nc: nc, srv: s, who: who, remote: r.RemoteAddr}
+	c := &conn{id: s.nextID.Add(1), nc: nc, srv: s, who: who, remote: r.RemoteAddr, since: time.Now()}
 	s.stats.ConnsTotal.Add(1)
 	if authErr != nil {
 		c.who = nil
 		s.stats.AuthFailures.Add(1)
 		s.log.Info("connection refused: "+authErr.Error(), "remote", r.RemoteAddr, "reason", auth.Reason(authErr),
 			"path", r.URL.Path, "query", s.authn.RedactQuery(r.URL.RawQuery))
+		if h := s.hooks.AuthFailed; h != nil {
+			h(r.RemoteAddr, auth.Reason(authErr), authErr.Error())
+		}
 	}
 	s.conns.Add(1)
 	go func() {

@@ -11,6 +11,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
 	"github.com/cablecar/cablecar/proxy"
 )
@@ -23,6 +24,7 @@ type config struct {
 	Proxy proxy.Config
 	Auth  auth.Config
 	Redis redis.Config
+	Admin admin.Config
 	Log   logConfig
 }
 

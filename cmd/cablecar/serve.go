@@ -12,6 +12,7 @@ import (
 
 	"github.com/cablecar/cablecar/adapters/memory"
 	"github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
 	"github.com/cablecar/cablecar/console"
 	"github.com/cablecar/cablecar/proxy"
@@ -38,7 +39,7 @@ func serve(ctx context.Context, dev bool, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log, _, err := newLogger(cfg.Log, stderr)
+	log, level, err := newLogger(cfg.Log, stderr)
 	if err != nil {
 		return err
 	}
@@ -67,12 +68,40 @@ func serve(ctx context.Context, dev bool, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("listen on CABLECAR_ADDR %s: %w", srv.Config().Addr, err)
 	}
+	go toggleDebugOnSIGUSR1(ctx, level, log)
+	if cfg.Admin.Enabled() {
+		adm := admin.New(cfg.Admin, admin.Source{Server: srv, Broker: broker, BrokerName: brokerName(cfg, dev),
+			BrokerReconnects: reconnects(broker), Level: level, Page: statusPage(), Version: version()}, log)
+		if err := startAdmin(ctx, adm, srv, log); err != nil {
+			if !dev {
+				ln.Close()
+				return err
+			}
+			log.Warn("dev: no admin listener", "err", err) // a second dev server, say
+		}
+	}
 	if dev {
 		log.Warn("DEVELOPMENT MODE: anonymous connections allowed, /_broadcast needs no key, in-memory broker; never expose this",
 			"console", "http://"+ln.Addr().String()+"/")
 	}
 	log.Info("cablecar listening", "addr", ln.Addr().String(), "path", srv.Config().Path, "broker", brokerName(cfg, dev), "pid", os.Getpid())
 	return srv.Serve(ctx, ln)
+}
+
+// startAdmin binds the admin listener and serves it until ctx is done.
+func startAdmin(ctx context.Context, adm *admin.Admin, srv *proxy.Server, log *slog.Logger) error {
+	aln, err := net.Listen("tcp", adm.Config().Addr)
+	if err != nil {
+		return fmt.Errorf("listen on CABLECAR_ADMIN_ADDR %s: %w (set CABLECAR_ADMIN_ADDR=off to disable it)", adm.Config().Addr, err)
+	}
+	srv.SetHooks(adm.Hooks())
+	go func() {
+		if err := adm.Serve(ctx, aln); err != nil {
+			log.Error("admin listener stopped", "err", err)
+		}
+	}()
+	log.Info("admin listener", "addr", aln.Addr().String(), "metrics", "/metrics", "status", "/")
+	return nil
 }
 
 // devConfig turns a config into the development one: loopback only,

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/proxy"
+)
+
+// toggleDebugOnSIGUSR1 switches between debug and the level in force
+// before, each time the process gets SIGUSR1.
+func toggleDebugOnSIGUSR1(ctx context.Context, level *slog.LevelVar, log *slog.Logger) {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGUSR1)
+	defer signal.Stop(ch)
+	previous := level.Level()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		}
+		if level.Level() == slog.LevelDebug {
+			if previous == slog.LevelDebug {
+				previous = slog.LevelInfo
+			}
+			level.Set(previous)
+		} else {
+			previous = level.Level()
+			level.Set(slog.LevelDebug)
+		}
+		log.Warn("log level changed", "level", level.Level().String(), "by", "SIGUSR1")
+	}
+}
+
+// reconnects exposes the Redis broker's reconnect count to the metrics.
+func reconnects(b proxy.Broker) func() int64 {
+	rb, ok := b.(*redis.Broker)
+	if !ok {
+		return nil
+	}
+	return func() int64 { return int64(rb.Stats().Reconnects) }
+}
+
+// statusPage is the admin listener's page at "/".
+func statusPage() http.Handler { return nil }
+
+// version is the module version the binary was built from.
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.Main.Version
+	}
+	return "unknown"
+}
