@@ -24,6 +24,8 @@ Usage:
                                    mint a development JWT with CABLECAR_JWT_SECRET
   cablecar stream-name --channel DocumentChannel --gid Document:123
                                    print the broadcasting name Rails would use
+  cablecar trace STREAM… | --channel DocumentChannel --gid Document:123
+                                   follow streams live: time, size, preview, subscribers reached
   cablecar healthcheck             exit 0 when the local cablecar's /health says ok
   cablecar help                    this text
 
@@ -54,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = token(args, stdout)
 	case "stream-name":
 		err = streamName(args, stdout)
+	case "trace":
+		err = traceCmd(ctx, args, stdout, stderr)
 	case "healthcheck":
 		err = healthcheck(ctx, stdout)
 	case "help", "-h", "--help":

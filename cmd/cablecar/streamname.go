@@ -27,25 +27,25 @@ func streamName(args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
-	var parts []string
-	if *gid != "" {
-		i := strings.LastIndex(*gid, ":")
-		if i <= 0 || i == len(*gid)-1 || strings.HasSuffix((*gid)[:i], ":") {
-			return fmt.Errorf("--gid %q: want Model:id, e.g. Document:123", *gid)
-		}
-		if *app == "" {
-			*app = cfg.Auth.GIDApp
-		}
-		if *app == "" {
-			return fmt.Errorf("--gid needs the GlobalID app: pass --app or set CABLECAR_GID_APP (Rails: GlobalID.app, usually the app name dasherized)")
-		}
-		parts = append(parts, rails.GlobalIDParam(*app, (*gid)[:i], (*gid)[i+1:]))
+	name, err := broadcastingName(*channel, *gid, *app, cfg.Auth.GIDApp)
+	if err != nil {
+		return err
 	}
-	parts = append(parts, fs.Args()...)
-	name := rails.Broadcasting(*channel, parts...)
+	if fs.NArg() > 0 {
+		name += ":" + strings.Join(fs.Args(), ":")
+	}
 	if *withPrefix {
 		name = rails.RedisChannel(cfg.Redis.ChannelPrefix, name)
 	}
 	fmt.Fprintln(stdout, name)
 	return nil
+}
+
+// splitGID splits "Model:id" (the model may hold "::", as in Chat::Room:7).
+func splitGID(gid string) (model, id string, err error) {
+	i := strings.LastIndex(gid, ":")
+	if i <= 0 || i == len(gid)-1 || strings.HasSuffix(gid[:i], ":") {
+		return "", "", fmt.Errorf("--gid %q: want Model:id, e.g. Document:123", gid)
+	}
+	return gid[:i], gid[i+1:], nil
 }
