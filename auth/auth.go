@@ -26,6 +26,10 @@ type Identity struct {
 	// Claims holds the verified token claims, numbers as json.Number; nil
 	// when anonymous.
 	Claims map[string]any
+
+	// ConnectionID is Rails' connection_identifier for this connection,
+	// from CABLECAR_CONNECTION_IDENTIFIER; "" when none is configured.
+	ConnectionID string
 }
 
 // String returns what logs show: the subject, "anonymous", or "(no sub)" for
@@ -65,6 +69,7 @@ type Auth struct {
 
 	turboKeys [][]byte
 	routes    map[string]*route // by channel class
+	connID    []template        // CABLECAR_CONNECTION_IDENTIFIER
 }
 
 // New validates cfg, reads the key and routes files, parses the routes and
@@ -87,6 +92,9 @@ func New(cfg Config) (*Auth, error) {
 	probs = append(probs, a.loadJWTKeys(&cfg)...)
 	probs = append(probs, a.loadTurboKeys(&cfg)...)
 	probs = append(probs, a.loadRoutes(&cfg)...)
+	var connProbs []error
+	a.connID, connProbs = parseConnectionIdentifier(cfg.ConnectionIdentifier, cfg.GIDApp)
+	probs = append(probs, connProbs...)
 	if len(probs) > 0 {
 		return nil, errors.Join(probs...)
 	}

@@ -4,9 +4,13 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // decodeParams decodes an identifier as the proxy does: UseNumber.
@@ -270,5 +274,46 @@ func TestVerifierKeyHex(t *testing.T) {
 	a := newAuth(t, Config{AllowAnonymous: true, TurboVerifierKey: "hex:" + hex.EncodeToString(key)})
 	if len(a.turboKeys) != 1 || !bytes.Equal(a.turboKeys[0], key) {
 		t.Fatalf("turbo keys = %x", a.turboKeys)
+	}
+}
+
+func TestConnectionIdentifier(t *testing.T) {
+	secret := strings.Repeat("c", 32)
+	cases := []struct {
+		name, tmpl string
+		claims     map[string]any
+		want       string
+		wantErr    bool
+	}{
+		{"gid of sub", "{gid:User:claims.sub}", map[string]any{"sub": "42"}, "Z2lkOi8vbXlhcHAvVXNlci80Mg", false},
+		// Rails sorts the identified_by values: "AAA" < "Z2lk…".
+		{"two values sorted", "{gid:User:claims.sub},{claims.team}", map[string]any{"sub": "42", "team": "AAA"}, "AAA:Z2lkOi8vbXlhcHAvVXNlci80Mg", false},
+		{"missing claim refuses", "{claims.team}", map[string]any{"sub": "42"}, "", true},
+		{"none configured", "", map[string]any{"sub": "42"}, "", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a, err := New(Config{JWTSecret: secret, GIDApp: "myapp", ConnectionIdentifier: c.tmpl})
+			if err != nil {
+				t.Fatal(err)
+			}
+			claims := jwt.MapClaims{"exp": time.Now().Add(time.Minute).Unix()}
+			for k, v := range c.claims {
+				claims[k] = v
+			}
+			tok, _ := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(secret))
+			id, err := a.Authenticate(httptest.NewRequest("GET", "/cable?token="+tok, nil))
+			if (err != nil) != c.wantErr {
+				t.Fatalf("err = %v", err)
+			}
+			if err == nil && id.ConnectionID != c.want {
+				t.Errorf("ConnectionID = %q, want %q", id.ConnectionID, c.want)
+			}
+		})
+	}
+	for _, bad := range []string{"{params.id}", "{channel}", "{gid:User:claims.sub"} {
+		if _, err := New(Config{JWTSecret: secret, GIDApp: "myapp", ConnectionIdentifier: bad}); err == nil {
+			t.Errorf("CABLECAR_CONNECTION_IDENTIFIER=%q accepted", bad)
+		}
 	}
 }

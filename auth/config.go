@@ -104,6 +104,14 @@ type Config struct {
 	// and lines starting with "#" are ignored. Its rules are added to those
 	// of Routes; a channel class may be routed only once (default: none).
 	RoutesFile string `env:"ROUTES_FILE"`
+
+	// ConnectionIdentifier says how Rails identifies a connection, for
+	// remote disconnects (ActionCable.server.remote_connections.where(…)
+	// .disconnect): comma-separated templates over claims, one per
+	// identified_by attribute, e.g. "{gid:User:claims.sub}". The rendered
+	// values are sorted and joined with ":" as Rails does (default: none;
+	// no remote disconnects).
+	ConnectionIdentifier string `env:"CONNECTION_IDENTIFIER"`
 }
 
 // requireExp resolves the JWTRequireExp default.

@@ -43,6 +43,9 @@ func (a *Auth) Authenticate(r *http.Request) (*Identity, error) {
 	if err != nil {
 		return nil, fmt.Errorf("token from %s: %w", from, err)
 	}
+	if id.ConnectionID, err = a.connectionID(id); err != nil {
+		return nil, fmt.Errorf("token from %s: %w", from, err)
+	}
 	return id, nil
 }
 

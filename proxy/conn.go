@@ -38,6 +38,7 @@ type conn struct {
 	closeDone bool     // the flusher closes the socket when the queue drains
 	reason    string   // why the connection is closing
 	subs      map[string]*subscription
+	internal  *subscription // action_cable/<id>, nil without an identifier
 }
 
 // send queues frame for the client. It never blocks: when the client
@@ -151,6 +152,9 @@ func (c *conn) writeFailed(err error) {
 // confirm sends confirm_subscription for sub unless it was unsubscribed or
 // the connection is closing meanwhile.
 func (c *conn) confirm(sub *subscription) {
+	if sub.internal {
+		return // not the client's: no frame
+	}
 	c.mu.Lock()
 	live := c.subs[sub.identifier] == sub && c.state == stateOpen
 	if live {
@@ -184,7 +188,12 @@ func (c *conn) release() {
 	c.mu.Lock()
 	subs := c.subs
 	c.subs = nil
+	internal := c.internal
+	c.internal = nil
 	c.mu.Unlock()
+	if internal != nil {
+		c.srv.hub.unsubscribe(internal)
+	}
 	for _, sub := range subs {
 		c.srv.hub.unsubscribe(sub)
 		c.ended(sub)

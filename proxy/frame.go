@@ -23,6 +23,8 @@ var (
 
 	frameDisconnectUnauthorized = textFrame([]byte(`{"type":"disconnect","reason":"unauthorized","reconnect":false}`))
 	frameDisconnectRestart      = textFrame([]byte(`{"type":"disconnect","reason":"server_restart","reconnect":true}`))
+	frameDisconnectRemote       = textFrame([]byte(`{"type":"disconnect","reason":"remote","reconnect":true}`))
+	frameDisconnectRemoteFinal  = textFrame([]byte(`{"type":"disconnect","reason":"remote","reconnect":false}`))
 	frameDisconnectTooSlow      = textFrame([]byte(`{"type":"disconnect","reason":"too_slow","reconnect":true}`))
 
 	frameCloseNormal   = closeFrame(closeNormal)

@@ -100,6 +100,18 @@ func TestMessageFramesMatchRails(t *testing.T) {
 	}
 }
 
+func TestRemoteDisconnectFramesMatchRails81(t *testing.T) {
+	v := loadFrames(t).Versions["8.1.3"].ServerToClient
+	for key, frame := range map[string][]byte{
+		"disconnect_remote":              frameDisconnectRemote,
+		"disconnect_remote_no_reconnect": frameDisconnectRemoteFinal,
+	} {
+		if got := payload(t, frame); v[key] == nil || string(got) != *v[key] {
+			t.Errorf("%s: got %s want %v", key, got, v[key])
+		}
+	}
+}
+
 func TestPingFrameShape(t *testing.T) {
 	f := loadFrames(t)
 	for version, v := range f.Versions {

@@ -54,6 +54,7 @@ type stream struct {
 
 // group is every subscription on one stream sharing an identifier string.
 type group struct {
+	internal   bool // the connections' own channel: commands, not frames
 	identifier string
 	quoted     []byte
 	subs       map[*subscription]struct{}
@@ -193,6 +194,12 @@ func (h *hub) deliver(name string, payload []byte) {
 			"stream", name, "bytes", len(payload), "subscribers", st.nsubs)
 	}
 	for _, g := range st.groups {
+		if g.internal {
+			for sub := range g.subs {
+				sub.conn.remoteCommand(payload)
+			}
+			continue
+		}
 		frame := messageFrame(g.quoted, payload)
 		for sub := range g.subs {
 			sub.conn.send(frame)
@@ -241,6 +248,7 @@ func (st *stream) add(sub *subscription) {
 		}
 	}
 	st.groups = append(st.groups, &group{
+		internal:   sub.internal,
 		identifier: sub.identifier,
 		quoted:     sub.quoted,
 		subs:       map[*subscription]struct{}{sub: {}},
@@ -276,6 +284,10 @@ type subscription struct {
 	streams    []string // what it receives; fixed at subscribe time
 	waiting    atomic.Int32
 	confirmed  bool // guarded by conn.mu
+	// internal marks the connection's own Rails channel,
+	// action_cable/<connection identifier>, which carries remote
+	// disconnects. Its identifier is "", which no client can subscribe.
+	internal bool
 }
 
 // streamReady counts one of sub's streams as active and confirms sub when

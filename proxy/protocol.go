@@ -38,6 +38,13 @@ func (c *conn) serve() {
 		return
 	}
 	c.srv.hub.addConn(c)
+	if id := c.who.ConnectionID; id != "" {
+		// As Rails does before welcome: the connection's own channel, shared
+		// by every connection with the same identifier (one broker
+		// subscription, not one per socket).
+		c.internal = &subscription{conn: c, internal: true, channel: "(internal)", streams: []string{"action_cable/" + id}}
+		c.srv.hub.subscribe(c.internal)
+	}
 	c.send(frameWelcome)
 	c.info("connected")
 	if h := c.srv.hooks.ConnOpened; h != nil {
@@ -146,6 +153,26 @@ func (c *conn) readPayload(dst []byte, h ws.Header) ([]byte, error) {
 	}
 	ws.Cipher(dst[n:], h.Mask, 0)
 	return dst, nil
+}
+
+// remoteCommand handles a message on the connection's internal channel:
+// ActionCable.server.remote_connections.where(…).disconnect publishes
+// {"type":"disconnect"[,"reconnect":bool]} there.
+func (c *conn) remoteCommand(payload []byte) {
+	var cmd struct {
+		Type      string `json:"type"`
+		Reconnect *bool  `json:"reconnect"`
+	}
+	if err := json.Unmarshal(payload, &cmd); err != nil || cmd.Type != "disconnect" {
+		c.debug("ignored a message on the connection's internal channel", "bytes", len(payload))
+		return
+	}
+	frame := frameDisconnectRemote
+	if cmd.Reconnect != nil && !*cmd.Reconnect {
+		frame = frameDisconnectRemoteFinal
+	}
+	c.info("disconnected by the app (remote_connections…disconnect)", "reconnect", cmd.Reconnect == nil || *cmd.Reconnect)
+	c.finish("remote", frame, frameCloseNormal)
 }
 
 // command is a client frame. identifier must be a JSON string; Rails keys
