@@ -186,21 +186,12 @@ type command struct {
 // handle runs one text message. Anything malformed is logged and ignored:
 // the connection stays up, as with Rails.
 func (c *conn) handle(msg []byte) {
-	if !utf8.Valid(msg) {
-		c.info("ignored a frame: not valid UTF-8", "bytes", len(msg))
+	cmd, identifier, err := parseCommand(msg)
+	if err != nil {
+		c.info("ignored a frame: "+err.Error(), "bytes", len(msg), "command", cmd)
 		return
 	}
-	var cmd command
-	if err := json.Unmarshal(msg, &cmd); err != nil {
-		c.info("ignored a frame: not a JSON command", "err", err.Error(), "bytes", len(msg))
-		return
-	}
-	var identifier string
-	if err := json.Unmarshal(cmd.Identifier, &identifier); err != nil {
-		c.info("ignored a command: identifier is not a string", "command", cmd.Command)
-		return
-	}
-	switch cmd.Command {
+	switch cmd {
 	case "subscribe":
 		c.subscribe(identifier)
 	case "unsubscribe":
@@ -210,8 +201,23 @@ func (c *conn) handle(msg []byte) {
 		// client-to-server traffic.
 		c.debug("message command ignored: cablecar runs no channel actions", "identifier", identifier)
 	default:
-		c.info("ignored an unknown command", "command", cmd.Command, "identifier", identifier)
+		c.info("ignored an unknown command", "command", cmd, "identifier", identifier)
 	}
+}
+
+// parseCommand decodes a client frame into its command and identifier.
+func parseCommand(msg []byte) (cmd, identifier string, err error) {
+	if !utf8.Valid(msg) {
+		return "", "", errors.New("not valid UTF-8")
+	}
+	var c command
+	if err := json.Unmarshal(msg, &c); err != nil {
+		return "", "", fmt.Errorf("not a JSON command: %v", err)
+	}
+	if err := json.Unmarshal(c.Identifier, &identifier); err != nil {
+		return c.Command, "", errors.New("identifier is not a string")
+	}
+	return c.Command, identifier, nil
 }
 
 func (c *conn) subscribe(identifier string) {
