@@ -11,6 +11,7 @@ import (
 
 	"github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/proxy"
+	"github.com/cablecar/cablecar/status"
 )
 
 // toggleDebugOnSIGUSR1 switches between debug and the level in force
@@ -49,7 +50,7 @@ func reconnects(b proxy.Broker) func() int64 {
 }
 
 // statusPage is the admin listener's page at "/".
-func statusPage() http.Handler { return nil }
+func statusPage() http.Handler { return status.Handler() }
 
 // version is the module version the binary was built from.
 func version() string {
