@@ -27,6 +27,8 @@ Usage:
   cablecar trace STREAM… | --channel DocumentChannel --gid Document:123
                                    follow streams live: time, size, preview, subscribers reached
   cablecar healthcheck             exit 0 when the local cablecar's /health says ok
+  cablecar doctor [--listen 5s] [--url URL] [--json]
+                                   check settings, Redis, channel names and /health; say what to fix
   cablecar help                    this text
 
 Every setting is documented in the README.
@@ -60,6 +62,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = traceCmd(ctx, args, stdout, stderr)
 	case "healthcheck":
 		err = healthcheck(ctx, stdout)
+	case "doctor":
+		err = doctor(ctx, args, stdout)
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
 		return 0

@@ -1,0 +1,67 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	diag "github.com/cablecar/cablecar/doctor"
+)
+
+// quietRedis drops go-redis' own log lines ("connection pool: failed to
+// dial…"): the report already says what failed, with what to do.
+type quietRedis struct{}
+
+func (quietRedis) Printf(context.Context, string, ...any) {}
+
+// doctor checks the settings, Redis and a running cablecar, prints OK, WARN,
+// FAIL or SKIP per finding with what to do, and fails when any check fails.
+func doctor(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("doctor", flag.ContinueOnError)
+	asJSON := fs.Bool("json", false, "print the report as JSON")
+	listen := fs.Duration("listen", 5*time.Second, "how long to watch Redis for broadcasts and check their channel names (0 skips)")
+	healthURL := fs.String("url", "", "running cablecar's base URL for /health (default http://127.0.0.1:<port of CABLECAR_ADDR>)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 || *listen < 0 {
+		return fmt.Errorf("%w: cablecar doctor [--listen 5s] [--url URL] [--json]", errUsage)
+	}
+	// A bad value is reported as a failed check; the rest is still checked
+	// with whatever did parse.
+	cfg, loadErr := loadConfig(nil)
+	goredis.SetLogger(quietRedis{}) // this process only runs doctor
+	dcfg := diag.Config{
+		LoadErr:       loadErr,
+		Auth:          cfg.Auth,
+		RedisURL:      cfg.Redis.URL,
+		ChannelPrefix: cfg.Redis.ChannelPrefix,
+		Listen:        *listen,
+		HealthURL:     baseURL(*healthURL, cfg.Proxy.Addr),
+	}
+	if !*asJSON {
+		dcfg.Progress = stdout
+	}
+	report := diag.Run(ctx, dcfg)
+	var err error
+	if *asJSON {
+		err = report.WriteJSON(stdout)
+	} else {
+		err = report.WriteText(stdout)
+	}
+	if err != nil {
+		return err
+	}
+	if n := report.Count(diag.Fail); n > 0 {
+		if n == 1 {
+			return errors.New("1 check failed")
+		}
+		return fmt.Errorf("%d checks failed", n)
+	}
+	return nil
+}
