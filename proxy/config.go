@@ -33,6 +33,11 @@ type Config struct {
 	// MaxSubscriptions caps subscriptions per connection; the one past it
 	// is rejected (default 256).
 	MaxSubscriptions int `env:"MAX_SUBSCRIPTIONS"`
+	// MaxCommandRate caps commands per second from one connection, with a
+	// burst that covers a reconnecting client re-sending all its
+	// subscribes (MaxSubscriptions + 16, at least twice the rate); a flood
+	// past it closes the connection with 1008 (default 50).
+	MaxCommandRate int `env:"MAX_COMMAND_RATE"`
 	// AllowedOrigins lists the browser origins allowed to connect:
 	// "https://app.example.com" (exact), "https://*.example.com"
 	// (subdomains only) or "*". Empty means the Origin must match the Host
@@ -56,6 +61,7 @@ const (
 	DefaultMaxMessageSize   = 64 << 10
 	DefaultMaxPendingBytes  = 1 << 20
 	DefaultMaxSubscriptions = 256
+	DefaultMaxCommandRate   = 50
 
 	// maxBroadcastBody caps a POST /_broadcast body.
 	maxBroadcastBody = 1 << 20
@@ -70,6 +76,7 @@ func (c Config) withDefaults() Config {
 	setDefault(&c.MaxMessageSize, DefaultMaxMessageSize)
 	setDefault(&c.MaxPendingBytes, DefaultMaxPendingBytes)
 	setDefault(&c.MaxSubscriptions, DefaultMaxSubscriptions)
+	setDefault(&c.MaxCommandRate, DefaultMaxCommandRate)
 	return c
 }
 
@@ -101,7 +108,7 @@ func (c Config) Validate() error {
 	for _, n := range []struct {
 		name string
 		v    int
-	}{{"MAX_MESSAGE_SIZE", c.MaxMessageSize}, {"MAX_PENDING_BYTES", c.MaxPendingBytes}, {"MAX_SUBSCRIPTIONS", c.MaxSubscriptions}} {
+	}{{"MAX_MESSAGE_SIZE", c.MaxMessageSize}, {"MAX_PENDING_BYTES", c.MaxPendingBytes}, {"MAX_SUBSCRIPTIONS", c.MaxSubscriptions}, {"MAX_COMMAND_RATE", c.MaxCommandRate}} {
 		if n.v < 0 {
 			bad(n.name, "%d must not be negative", n.v)
 		}

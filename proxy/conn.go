@@ -30,6 +30,10 @@ type conn struct {
 	remote string
 	since  time.Time
 
+	// Command budget (token bucket), touched only by the reader.
+	budget     float64
+	budgetTime time.Time
+
 	mu        sync.Mutex // guards following
 	state     connState
 	queue     [][]byte // whole frames waiting for the flusher

@@ -16,6 +16,7 @@ const (
 	closeNormal      = 1000
 	closeProtocolErr = 1002
 	closeTooBig      = 1009
+	closePolicy      = 1008
 )
 
 var (
@@ -30,6 +31,7 @@ var (
 	frameCloseNormal   = closeFrame(closeNormal)
 	frameCloseProtocol = closeFrame(closeProtocolErr)
 	frameCloseTooBig   = closeFrame(closeTooBig)
+	frameClosePolicy   = closeFrame(closePolicy)
 )
 
 // appendHeader appends an unmasked, final frame header with opcode op for a

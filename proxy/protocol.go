@@ -8,6 +8,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/gobwas/ws"
@@ -79,10 +80,33 @@ func (c *conn) readLoop() {
 			return
 		case op == ws.OpBinary:
 			c.info("ignored a binary frame: Action Cable speaks text", "bytes", len(msg))
+		case !c.spend():
+			c.info("closing connection: more than CABLECAR_MAX_COMMAND_RATE commands per second", "reason", "command_rate")
+			c.finish("command_rate", frameClosePolicy)
+			return
 		default:
 			c.handle(msg)
 		}
 	}
+}
+
+// spend takes one command from the connection's budget, which refills at
+// MaxCommandRate per second up to the burst.
+func (c *conn) spend() bool {
+	rate := float64(c.srv.cfg.MaxCommandRate)
+	burst := max(float64(c.srv.cfg.MaxSubscriptions+16), 2*rate)
+	now := time.Now()
+	if c.budgetTime.IsZero() {
+		c.budget = burst
+	} else {
+		c.budget = min(burst, c.budget+now.Sub(c.budgetTime).Seconds()*rate)
+	}
+	c.budgetTime = now
+	if c.budget < 1 {
+		return false
+	}
+	c.budget--
+	return true
 }
 
 // readMessage returns the next data message, reassembled from fragments,

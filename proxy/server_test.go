@@ -541,3 +541,34 @@ func TestSlowClientIsDisconnectedOthersUnaffected(t *testing.T) {
 	waitFor(t, "slow client gone", func() bool { return ts.Stats().ConnsOpen.Load() == 1 })
 	noErrorLogs(t, ts)
 }
+
+// A command flood past CABLECAR_MAX_COMMAND_RATE closes the connection with
+// 1008; a burst the size of a reconnecting client's resubscribes does not.
+func TestCommandRateLimit(t *testing.T) {
+	ts := startServer(t, proxy.Config{MaxSubscriptions: 20, MaxCommandRate: 10}, anonymous(), nil)
+	ok := welcomed(t, ts.url(""))
+	for i := 0; i < 30; i++ { // within the burst (MaxSubscriptions+16 = 36)
+		ok.command("subscribe", fmt.Sprintf(`{"channel":"ChatChannel","room":"r%d"}`, i))
+	}
+	for i := 0; i < 30; i++ {
+		if f := ok.next(); f.op != ws.OpText {
+			t.Fatalf("frame %d: %v, want confirm or reject", i, f.op)
+		}
+	}
+	flood := welcomed(t, ts.url(""))
+	for i := 0; i < 200; i++ {
+		flood.sendText(`{"command":"unsubscribe","identifier":"{}"}`)
+	}
+	for {
+		f := flood.next()
+		if f.op == ws.OpClose {
+			if string(f.payload) != "\x03\xf0" {
+				t.Fatalf("close % x, want 1008", f.payload)
+			}
+			break
+		}
+	}
+	if !strings.Contains(ts.logs.String(), "reason=command_rate") {
+		t.Error("no log line for the rate limit")
+	}
+}
