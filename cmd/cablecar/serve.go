@@ -64,7 +64,7 @@ func serve(ctx context.Context, dev bool, stderr io.Writer) error {
 	if dev {
 		srv.Handle("/", console.Handler(srv.Config().Path))
 	}
-	ln, err := net.Listen("tcp", srv.Config().Addr)
+	ln, err := proxy.Listen(ctx, srv.Config())
 	if err != nil {
 		return fmt.Errorf("listen on CABLECAR_ADDR %s: %w", srv.Config().Addr, err)
 	}
