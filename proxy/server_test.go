@@ -572,3 +572,38 @@ func TestCommandRateLimit(t *testing.T) {
 		t.Error("no log line for the rate limit")
 	}
 }
+
+// Cross-site WebSocket hijacking: with cookie authentication a page on
+// another site could open the socket with the user's cookie; the origin
+// check refuses it before any authentication happens.
+func TestCookieAuthNeedsAllowedOrigin(t *testing.T) {
+	acfg := auth.Config{JWTSecret: strings.Repeat("c", 32), JWTCookie: "cable_token", Routes: testRoute}
+	ts := startServer(t, proxy.Config{}, acfg, nil)
+	a, _ := auth.New(acfg)
+	tok, _ := a.Mint("42", nil, time.Minute)
+	for _, c := range []struct {
+		origin string
+		status int
+	}{
+		{"http://" + ts.addr, http.StatusSwitchingProtocols}, // same origin
+		{"https://evil.example", http.StatusNotFound},
+	} {
+		req, _ := http.NewRequest("GET", "http://"+ts.addr+"/cable", nil)
+		for k, v := range map[string]string{"Connection": "Upgrade", "Upgrade": "websocket", "Sec-WebSocket-Version": "13",
+			"Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Protocol": "actioncable-v1-json",
+			"Origin": c.origin, "Cookie": "cable_token=" + tok} {
+			req.Header.Set(k, v)
+		}
+		resp, err := http.DefaultTransport.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != c.status {
+			t.Errorf("origin %s: status %d, want %d", c.origin, resp.StatusCode, c.status)
+		}
+	}
+	if got := ts.Stats().ConnsTotal.Load(); got != 1 {
+		t.Errorf("%d connections accepted, want only the same-origin one", got)
+	}
+}
