@@ -94,3 +94,61 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 		t.Fatalf("after recovery: got %s", got)
 	}
 }
+
+// A slow Redis (DEBUG SLEEP) stalls nothing on the client side: pings keep
+// flowing while Redis is blocked, and delivery resumes after.
+func TestSlowRedis(t *testing.T) {
+	rs := redistest.Start(t, "--enable-debug-command", "local")
+	prefix := redistest.UniquePrefix(t)
+	ts := startRedisServer(t, rs, prefix)
+	c := welcomed(t, ts.url(""))
+	c.command("subscribe", lobby)
+	c.nextText()
+	rdb := goredis.NewClient(&goredis.Options{Addr: rs.Addr, ReadTimeout: 10 * time.Second})
+	defer rdb.Close()
+	slept := make(chan error, 1)
+	go func() { slept <- rdb.Do(context.Background(), "DEBUG", "SLEEP", "2").Err() }()
+	if f := c.next(); !strings.HasPrefix(string(f.payload), `{"type":"ping"`) { // ~3 s cadence, Redis asleep
+		t.Fatalf("got %q, want a ping while Redis sleeps", f.payload)
+	}
+	if err := <-slept; err != nil {
+		t.Fatalf("DEBUG SLEEP: %v", err)
+	}
+	rdb.Publish(context.Background(), prefix+":chat:lobby", `"awake"`)
+	if got := c.nextText(); got != messageFrame(lobby, `"awake"`) {
+		t.Fatalf("got %s", got)
+	}
+}
+
+// A full Redis (maxmemory reached, noeviction) refuses writes to keys, not
+// pub/sub: subscriptions and PUBLISH keep working, so broadcasts flow even
+// while the job queue beside them is failing.
+func TestFullRedisStillDelivers(t *testing.T) {
+	rs := redistest.Start(t)
+	prefix := redistest.UniquePrefix(t)
+	ts := startRedisServer(t, rs, prefix)
+	rdb := goredis.NewClient(&goredis.Options{Addr: rs.Addr})
+	defer rdb.Close()
+	ctx := context.Background()
+	rdb.Set(ctx, "filler", strings.Repeat("x", 1<<20), 0)
+	if err := rdb.ConfigSet(ctx, "maxmemory-policy", "noeviction").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.ConfigSet(ctx, "maxmemory", "1mb").Err(); err != nil {
+		t.Fatal(err)
+	}
+	if err := rdb.Set(ctx, "job", "x", 0).Err(); err == nil || !strings.Contains(err.Error(), "OOM") {
+		t.Fatalf("SET on a full Redis: %v, want OOM", err)
+	}
+	c := welcomed(t, ts.url(""))
+	c.command("subscribe", lobby)
+	if got := c.nextText(); got != confirmFrame(lobby) {
+		t.Fatalf("subscribe on a full Redis: %s", got)
+	}
+	if err := rdb.Publish(ctx, prefix+":chat:lobby", `"still here"`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if got := c.nextText(); got != messageFrame(lobby, `"still here"`) {
+		t.Fatalf("got %s", got)
+	}
+}
