@@ -45,10 +45,10 @@ func TestMain(m *testing.M) {
 type sidecar struct {
 	addr  string
 	admin string // admin listener address
-	cmd  *exec.Cmd
-	mu   sync.Mutex
-	log  strings.Builder
-	done chan error
+	cmd   *exec.Cmd
+	mu    sync.Mutex
+	log   strings.Builder
+	done  chan error
 }
 
 // freePort returns a loopback port nobody listens on right now.
