@@ -34,7 +34,7 @@ func TestInteropREADMESnippets(t *testing.T) {
 		}
 	}
 	for _, path := range []string{
-		"examples/rails-sidekiq/worker.rb", "e2e/turbo/broadcast.rb",
+		"examples/rails-sidekiq/worker.rb", "e2e/browser/broadcast.rb",
 		"examples/python/publish.py", "examples/node/publish.mjs", "examples/shell/publish.sh",
 	} {
 		if seen[path] == 0 {

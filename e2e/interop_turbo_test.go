@@ -26,7 +26,7 @@ const chromiumPath = "/usr/bin/chromium"
 // docs/actioncable-protocol.md §5.4.
 const turboSecretKeyBase = "test-secret-key-base-0123456789abcdef"
 
-// browserEvent is one line e2e/turbo/browser.mjs printed.
+// browserEvent is one line e2e/browser/turbo.mjs printed.
 type browserEvent struct {
 	Event        string   `json:"event"`
 	Message      string   `json:"message"`
@@ -58,7 +58,7 @@ func TestTurboStreamInRealBrowser(t *testing.T) {
 	if _, err := os.Stat(chromiumPath); err != nil {
 		t.Fatalf("chromium: %v; %s", err, installHint)
 	}
-	turboDir := repoDir(t, "e2e/turbo")
+	turboDir := repoDir(t, "e2e/browser")
 	bundle := filepath.Join(turboDir, "node_modules", "@hotwired", "turbo-rails", "app", "assets", "javascripts", "turbo.js")
 	for _, f := range []string{bundle, filepath.Join(turboDir, "node_modules", "playwright-core", "package.json")} {
 		if _, err := os.Stat(f); err != nil {
@@ -113,7 +113,7 @@ func TestTurboStreamInRealBrowser(t *testing.T) {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "browser.mjs")
+	cmd := exec.CommandContext(ctx, node, "turbo.mjs")
 	cmd.Dir = turboDir
 	cmd.Env = append(os.Environ(),
 		"PAGE_URL="+origin+"/",

@@ -1,4 +1,4 @@
-// browser.mjs opens a page in headless Chromium (the system's Chromium,
+// turbo.mjs opens a page in headless Chromium (the system's Chromium,
 // driven by playwright-core: no browser is downloaded) and reports what a
 // person would see of a Turbo Streams page, one JSON object per line on
 // stdout. The Go test e2e/interop_turbo_test.go runs it.
