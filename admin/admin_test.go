@@ -40,7 +40,7 @@ func start(t *testing.T, token string) *rig {
 	level := new(slog.LevelVar)
 	log := slog.New(slog.NewTextHandler(io.Discard, &slog.HandlerOptions{Level: level}))
 	b := memory.New()
-	srv, err := proxy.New(proxy.Config{}, b, a, a, log)
+	srv, err := proxy.New(proxy.Config{PingInterval: 50 * time.Millisecond}, b, a, a, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -175,6 +175,7 @@ func TestMetricsMoveWithEvents(t *testing.T) {
 	waitFor(t, "auth failure counted", func() bool {
 		return r.metric(t, `cablecar_auth_failures_total{reason="malformed_token"}`) == "1"
 	})
+	waitFor(t, "pings counted", func() bool { v := r.metric(t, "cablecar_pings_sent_total"); return v != "" && v != "0" })
 	c.Close()
 	waitFor(t, "close counted", func() bool {
 		return r.metric(t, `cablecar_connections_closed_total{reason="client_gone"}`) == "1"
