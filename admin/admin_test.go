@@ -110,13 +110,22 @@ func dial(t *testing.T, url string, identifiers ...string) net.Conn {
 	if br != nil {
 		rd = io.MultiReader(br, nc)
 	}
-	readText(t, rd) // welcome
+	nextNonPing(t, rd) // welcome
 	for _, id := range identifiers {
 		cmd, _ := json.Marshal(map[string]string{"command": "subscribe", "identifier": id})
 		ws.WriteFrame(nc, ws.MaskFrame(ws.NewTextFrame(cmd)))
-		readText(t, rd)
+		nextNonPing(t, rd) // its confirm or reject
 	}
 	return nc
+}
+
+func nextNonPing(t *testing.T, r io.Reader) string {
+	t.Helper()
+	for {
+		if f := readText(t, r); !strings.HasPrefix(f, `{"type":"ping"`) {
+			return f
+		}
+	}
 }
 
 func readText(t *testing.T, r io.Reader) string {
