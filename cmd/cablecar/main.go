@@ -27,6 +27,8 @@ Usage:
   cablecar trace STREAM… | --channel DocumentChannel --gid Document:123
                                    follow streams live: time, size, preview, subscribers reached
   cablecar healthcheck             exit 0 when the local cablecar's /health says ok
+  cablecar bench connect|fanout [--connections N] [--streams N] [--redis URL | --broadcast-url URL] …
+                                   load-test a cablecar on this machine (docs/benchmarks.md)
   cablecar doctor [--listen 5s] [--url URL] [--json]
                                    check settings, Redis, channel names and /health; say what to fix
   cablecar help                    this text
@@ -62,6 +64,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = traceCmd(ctx, args, stdout, stderr)
 	case "healthcheck":
 		err = healthcheck(ctx, stdout)
+	case "bench":
+		err = benchCmd(ctx, args, stdout, stderr)
 	case "doctor":
 		err = doctor(ctx, args, stdout)
 	case "help", "-h", "--help":

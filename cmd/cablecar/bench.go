@@ -1,0 +1,122 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/pprof"
+	"strings"
+
+	"github.com/cablecar/cablecar/bench"
+)
+
+const benchUsage = `cablecar bench connect|fanout [flags]: load-test a running cablecar on this machine
+
+  connect  open --connections sockets (subscribed unless --no-subscribe), hold them, measure
+  fanout   subscribe --connections sockets over --streams streams, publish --broadcasts
+           rounds (one message per stream each) at --rate rounds/s, measure delivery
+
+The server needs a route for the identifier, by default
+  CABLECAR_ROUTES='` + bench.ServerRoute + `'
+Run 'cablecar bench connect -h' or 'cablecar bench fanout -h' for the flags;
+docs/benchmarks.md has the scenarios.
+`
+
+// benchCmd runs the load generator (package bench) against a running
+// server and prints its summary; it fails when the run was not clean.
+func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || (args[0] != bench.ScenarioConnect && args[0] != bench.ScenarioFanout) {
+		fmt.Fprint(stderr, benchUsage)
+		return fmt.Errorf("%w: cablecar bench connect|fanout [flags]", errUsage)
+	}
+	cfg := bench.Config{Scenario: args[0]}
+	fs := flag.NewFlagSet("bench "+cfg.Scenario, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.URL, "url", bench.DefaultURL, "cable endpoint")
+	fs.IntVar(&cfg.Connections, "connections", bench.DefaultConnections, "sockets to open")
+	fs.IntVar(&cfg.Concurrency, "concurrency", bench.DefaultConcurrency, "handshakes in flight at once")
+	fs.IntVar(&cfg.Streams, "streams", bench.DefaultStreams, "streams; connection i subscribes to stream i mod streams")
+	fs.StringVar(&cfg.Identifier, "identifier", bench.DefaultIdentifier, "subscribe identifier; {i} is the stream index")
+	fs.StringVar(&cfg.Stream, "stream", bench.DefaultStream, "broadcasting name the server routes the identifier to; {i} is the stream index")
+	fs.StringVar(&cfg.JWTSecret, "jwt-secret", "", "mint an HS256 token per connection (streams claim: its stream) with the server's CABLECAR_JWT_SECRET; default: anonymous")
+	fs.StringVar(&cfg.StreamsClaim, "streams-claim", bench.DefaultStreamsClaim, "the server's CABLECAR_STREAMS_CLAIM")
+	sources := fs.String("sources", "", "local addresses to dial from, round-robin, e.g. 127.0.0.1,127.0.0.2 (each has its own ephemeral port range)")
+	fs.IntVar(&cfg.PID, "pid", 0, "server process id: report its RSS and CPU time from /proc")
+	fs.DurationVar(&cfg.Timeout, "timeout", bench.DefaultTimeout, "bound on the whole run")
+	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", bench.DefaultDrainTimeout, "wait for confirmations, and for deliveries after the last publish")
+	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", bench.DefaultDialTimeout, "bound on one connect + handshake + welcome")
+	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow targets that are not loopback addresses")
+	asJSON := fs.Bool("json", false, "print the result as JSON")
+	quiet := fs.Bool("quiet", false, "no progress line on stderr")
+	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile here (is the client the bottleneck?)")
+	rate := 0.0
+	if cfg.Scenario == bench.ScenarioConnect {
+		fs.BoolVar(&cfg.NoSubscribe, "no-subscribe", false, "open sockets without subscribing")
+		fs.DurationVar(&cfg.Hold, "hold", bench.DefaultHold, "keep every socket open this long before measuring the server")
+	} else {
+		fs.IntVar(&cfg.Broadcasts, "broadcasts", bench.DefaultBroadcasts, "messages per stream")
+		fs.Float64Var(&rate, "rate", bench.DefaultRate, "rounds per second (one message per stream each); 0: as fast as --window allows")
+		fs.IntVar(&cfg.Window, "window", bench.DefaultWindow, "with --rate 0: rounds published but not yet fully delivered")
+		fs.IntVar(&cfg.PayloadSize, "payload-size", 0, "pad each message to about this many bytes (default: ~60)")
+		fs.StringVar(&cfg.RedisURL, "redis", "", "publish to this Redis (the server's CABLECAR_REDIS_URL)")
+		fs.StringVar(&cfg.Prefix, "prefix", "", "the server's CABLECAR_CHANNEL_PREFIX")
+		fs.StringVar(&cfg.BroadcastURL, "broadcast-url", "", "publish through POST to this URL instead, e.g. http://127.0.0.1:8080/_broadcast")
+		fs.StringVar(&cfg.BroadcastKey, "broadcast-key", "", "the server's CABLECAR_BROADCAST_KEY")
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("%w: unexpected argument %q", errUsage, fs.Arg(0))
+	}
+	if cfg.Scenario == bench.ScenarioFanout {
+		cfg.Rate = rate
+		if rate == 0 {
+			cfg.Rate = -1 // closed loop
+		}
+	}
+	for s := range strings.SplitSeq(*sources, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			cfg.Sources = append(cfg.Sources, s)
+		}
+	}
+	var progress io.Writer = stderr
+	if *quiet {
+		progress = nil
+	}
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	res, err := bench.Run(ctx, cfg, progress)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(res); err != nil {
+			return err
+		}
+	} else {
+		res.WriteText(stdout)
+	}
+	if !res.OK() {
+		msg := fmt.Sprintf("run not clean: %d failures, %d/%d connected", res.FailuresTotal, res.Connect.Connected, res.Connections)
+		if f := res.Fanout; f != nil {
+			msg += fmt.Sprintf(", %d/%d delivered", f.Delivered, f.Expected)
+		}
+		return fmt.Errorf("%s", msg)
+	}
+	return nil
+}
