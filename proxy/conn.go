@@ -43,6 +43,10 @@ type conn struct {
 	reason    string   // why the connection is closing
 	subs      map[string]*subscription
 	internal  *subscription // action_cable/<id>, nil without an identifier
+
+	// Owned by the running flusher (one at a time).
+	wbufs    net.Buffers // the batch being written; a field so it does not escape per write
+	deadline time.Time   // the write deadline last set
 }
 
 // send queues frame for the client. It never blocks: when the client
@@ -105,14 +109,18 @@ func (c *conn) finishLocked(reason string, frames ...[]byte) {
 	}
 }
 
-// flush writes the queue in batches, one writev per batch, with a fresh
-// deadline each time. It exits when the queue is empty.
+// flush writes the queue in batches, one writev per batch. It exits when
+// the queue is empty.
 func (c *conn) flush() {
+	var done [][]byte // the last batch written, handed back as the next queue
 	for {
 		c.mu.Lock()
 		batch := c.queue
 		if len(batch) == 0 || c.state == stateClosed {
 			c.flushing = false
+			if batch == nil && cap(done) > 0 && cap(done) <= maxSpareFrames && c.state == stateOpen {
+				c.queue = done[:0] // an empty queue that keeps its small array
+			}
 			closeNow := c.closeDone && c.state != stateClosed
 			if closeNow {
 				c.state = stateClosed
@@ -123,16 +131,42 @@ func (c *conn) flush() {
 			}
 			return
 		}
+		// Double-buffer: the written batch's array becomes the next
+		// queue, so a busy connection queues without allocating. Large
+		// arrays are let go, so an idle connection holds none.
 		c.queue, c.pending = nil, 0
+		if cap(done) > 0 && cap(done) <= maxSpareFrames {
+			c.queue = done[:0]
+		}
 		c.mu.Unlock()
 
-		c.nc.SetWriteDeadline(time.Now().Add(c.srv.cfg.WriteTimeout))
-		bufs := net.Buffers(batch)
-		if _, err := bufs.WriteTo(c.nc); err != nil {
+		c.refreshDeadline()
+		c.wbufs = batch
+		_, err := c.wbufs.WriteTo(c.nc)
+		c.wbufs = nil
+		clear(batch) // drop the frames; the array may be reused
+		if err != nil {
 			c.writeFailed(err)
 			return
 		}
+		done = batch
 	}
+}
+
+// maxSpareFrames bounds the queue array a connection keeps for reuse.
+const maxSpareFrames = 16
+
+// refreshDeadline keeps a write deadline between WriteTimeout/2 and
+// WriteTimeout ahead. Resetting it on every flush costs a timer update per
+// frame on the fan-out path; a stuck client is cut off within WriteTimeout
+// all the same.
+func (c *conn) refreshDeadline() {
+	now := time.Now()
+	if now.Add(c.srv.cfg.WriteTimeout / 2).Before(c.deadline) {
+		return
+	}
+	c.deadline = now.Add(c.srv.cfg.WriteTimeout)
+	c.nc.SetWriteDeadline(c.deadline)
 }
 
 // writeFailed ends a connection whose socket refused a write: the peer is
