@@ -29,14 +29,17 @@ func protocolError(detail string) error {
 	return &closeError{frame: frameCloseProtocol, reason: "protocol_error", detail: detail}
 }
 
-// serve runs the connection until the socket closes: welcome (or the
-// unauthorized disconnect), then one command at a time.
-func (c *conn) serve() {
+// open does everything before the read loop: the welcome (or the
+// unauthorized disconnect), the hub, the internal channel, the log line. It
+// runs on the upgrading goroutine, which ends right after, so the deep
+// stacks of logging and hooks are never kept by an idle reader. It reports
+// whether a reader should run.
+func (c *conn) open() bool {
 	if c.who == nil {
 		// The JS client retries an HTTP 401 forever; a disconnect frame
 		// with reconnect:false makes it stop, as Rails does.
 		c.finish("unauthorized", frameDisconnectUnauthorized, frameCloseNormal)
-		return
+		return false
 	}
 	c.srv.hub.addConn(c)
 	if id := c.who.ConnectionID; id != "" {
@@ -51,6 +54,12 @@ func (c *conn) serve() {
 	if h := c.srv.hooks.ConnOpened; h != nil {
 		h(c.snapshot())
 	}
+	return true
+}
+
+// run is the connection's reader: it owns the connection until the socket
+// closes, then releases everything.
+func (c *conn) run() {
 	c.readLoop()
 	c.srv.hub.removeConn(c)
 	info := c.snapshot()
@@ -63,13 +72,26 @@ func (c *conn) serve() {
 	}
 }
 
+// offLoop runs fn on a short-lived goroutine and waits for it. Commands
+// are rare and their work (JSON, authorization, logging) needs a deep
+// stack; run on the reader, that stack would stay with every idle
+// connection. Waiting keeps commands in order.
+func (c *conn) offLoop(fn func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	<-done
+}
+
 func (c *conn) readLoop() {
 	for {
 		op, msg, err := c.readMessage()
 		var ce *closeError
 		switch {
 		case errors.As(err, &ce):
-			c.info("closing connection: "+ce.Error(), "reason", ce.reason)
+			c.offLoop(func() { c.info("closing connection: "+ce.Error(), "reason", ce.reason) })
 			c.finish(ce.reason, ce.frame)
 			return
 		case err != nil:
@@ -78,14 +100,16 @@ func (c *conn) readLoop() {
 		case op == ws.OpClose:
 			c.finish("client_closed", frameCloseNormal)
 			return
-		case op == ws.OpBinary:
-			c.info("ignored a binary frame: Action Cable speaks text", "bytes", len(msg))
 		case !c.spend():
-			c.info("closing connection: more than CABLECAR_MAX_COMMAND_RATE commands per second", "reason", "command_rate")
+			c.offLoop(func() {
+				c.info("closing connection: more than CABLECAR_MAX_COMMAND_RATE commands per second", "reason", "command_rate")
+			})
 			c.finish("command_rate", frameClosePolicy)
 			return
+		case op == ws.OpBinary:
+			c.offLoop(func() { c.info("ignored a binary frame: Action Cable speaks text", "bytes", len(msg)) })
 		default:
-			c.handle(msg)
+			c.offLoop(func() { c.handle(msg) })
 		}
 	}
 }

@@ -211,10 +211,13 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 			h(r.RemoteAddr, auth.Reason(authErr), authErr.Error())
 		}
 	}
+	if !c.open() {
+		return
+	}
 	s.conns.Add(1)
 	go func() {
 		defer s.conns.Done()
-		c.serve()
+		c.run()
 	}()
 }
 
