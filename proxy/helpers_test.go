@@ -133,7 +133,19 @@ type frame struct {
 
 func dial(t *testing.T, url string, header http.Header) *client {
 	t.Helper()
-	d := ws.Dialer{Protocols: []string{"actioncable-v1-json", "actioncable-unsupported"}, Header: ws.HandshakeHeaderHTTP(header), Timeout: 5 * time.Second}
+	return dialWith(t, ws.Dialer{Header: ws.HandshakeHeaderHTTP(header)}, url)
+}
+
+// handshake speaks the WebSocket handshake over an existing connection.
+func handshake(t *testing.T, nc net.Conn, url string) *client {
+	t.Helper()
+	return dialWith(t, ws.Dialer{NetDial: func(context.Context, string, string) (net.Conn, error) { return nc, nil }}, url)
+}
+
+func dialWith(t *testing.T, d ws.Dialer, url string) *client {
+	t.Helper()
+	d.Protocols = []string{"actioncable-v1-json", "actioncable-unsupported"}
+	d.Timeout = 5 * time.Second
 	nc, br, hs, err := d.Dial(context.Background(), url)
 	if err != nil {
 		t.Fatalf("dial %s: %v", url, err)

@@ -11,7 +11,7 @@ import (
 // connections (a peer that vanished without a FIN): TCP keepalives, and on
 // Linux TCP_USER_TIMEOUT, so data the peer never acknowledges — the 3 s
 // pings at least — fails the socket after userTimeout(cfg) instead of the
-// kernel's ~15 minutes of retransmissions.
+// kernel's ~15 minutes of retransmissions. cfg.Addr is where it listens.
 func Listen(ctx context.Context, cfg Config) (net.Listener, error) {
 	cfg = cfg.withDefaults()
 	lc := net.ListenConfig{
@@ -28,8 +28,9 @@ func Listen(ctx context.Context, cfg Config) (net.Listener, error) {
 	return lc.Listen(ctx, "tcp", cfg.Addr)
 }
 
-// userTimeout is how long unacknowledged data may wait: long enough for a
-// busy but live client, short enough to reap dead ones quickly.
+// userTimeout is how long unacknowledged data may wait: four write
+// timeouts (20 s by default), long enough for a busy but live client, short
+// enough to reap dead ones quickly.
 func userTimeout(cfg Config) time.Duration {
-	return max(4*cfg.WriteTimeout, 20*time.Second)
+	return 4 * cfg.WriteTimeout
 }
