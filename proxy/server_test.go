@@ -612,3 +612,67 @@ func TestCookieAuthNeedsAllowedOrigin(t *testing.T) {
 		t.Errorf("%d connections accepted, want only the same-origin one", got)
 	}
 }
+
+// Shutdown in the middle of a broadcast burst: every client still gets
+// server_restart and a close 1000 after whatever it was sent, and Serve
+// returns cleanly.
+func TestShutdownDuringBurst(t *testing.T) {
+	ts := startServer(t, proxy.Config{}, anonymous(), nil)
+	const n = 50
+	clients := make([]*client, n)
+	for i := range clients {
+		clients[i] = welcomed(t, ts.url(""))
+		clients[i].command("subscribe", lobby)
+		if got := clients[i].nextText(); got != confirmFrame(lobby) {
+			t.Fatalf("got %s", got)
+		}
+	}
+	stopBurst := make(chan struct{})
+	burstDone := make(chan struct{})
+	go func() {
+		defer close(burstDone)
+		for k := 0; ; k++ {
+			select {
+			case <-stopBurst:
+				return
+			default:
+				ts.broker.Publish(context.Background(), "chat:lobby", []byte(fmt.Sprint(k)))
+			}
+		}
+	}()
+	results := make(chan error, n)
+	for _, c := range clients {
+		go func(c *client) {
+			sawRestart := false
+			for {
+				f, err := c.read(10 * time.Second)
+				switch {
+				case err != nil:
+					results <- fmt.Errorf("read: %v (saw server_restart: %v)", err, sawRestart)
+					return
+				case f.op == ws.OpClose:
+					if !sawRestart || string(f.payload) != "\x03\xe8" {
+						results <- fmt.Errorf("close % x, saw server_restart first: %v", f.payload, sawRestart)
+					} else {
+						results <- nil
+					}
+					return
+				case string(f.payload) == `{"type":"disconnect","reason":"server_restart","reconnect":true}`:
+					sawRestart = true
+				}
+			}
+		}(c)
+	}
+	time.Sleep(50 * time.Millisecond) // let the burst get going
+	if err := ts.stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	close(stopBurst)
+	<-burstDone
+	for i := 0; i < n; i++ {
+		if err := <-results; err != nil {
+			t.Error(err)
+		}
+	}
+	noErrorLogs(t, ts)
+}
