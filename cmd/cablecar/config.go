@@ -14,6 +14,7 @@ import (
 	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
 	"github.com/cablecar/cablecar/proxy"
+	"github.com/cablecar/cablecar/upstream"
 )
 
 // envPrefix starts every setting's name.
@@ -25,6 +26,8 @@ type config struct {
 	Auth  auth.Config
 	Redis redis.Config
 	Admin admin.Config
+	// Upstream turns on sidecar proxy mode.
+	Upstream upstream.Config
 	Log   logConfig
 }
 

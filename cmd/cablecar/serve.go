@@ -16,6 +16,7 @@ import (
 	"github.com/cablecar/cablecar/auth"
 	"github.com/cablecar/cablecar/console"
 	"github.com/cablecar/cablecar/proxy"
+	"github.com/cablecar/cablecar/upstream"
 )
 
 // Interface guards: the adapters satisfy proxy.Broker without importing it.
@@ -61,7 +62,15 @@ func serve(ctx context.Context, dev bool, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if dev {
+	switch {
+	case cfg.Upstream.Enabled():
+		app, err := upstream.Handler(cfg.Upstream, log)
+		if err != nil {
+			return err
+		}
+		srv.Handle("/", app) // everything but the cable, /health and /_broadcast
+		log.Info("proxy mode: other requests go to the app", "upstream", cfg.Upstream.URL)
+	case dev:
 		srv.Handle("/", console.Handler(srv.Config().Path))
 	}
 	ln, err := proxy.Listen(ctx, srv.Config())
