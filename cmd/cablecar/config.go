@@ -28,7 +28,7 @@ type config struct {
 	Admin admin.Config
 	// Upstream turns on sidecar proxy mode.
 	Upstream upstream.Config
-	Log   logConfig
+	Log      logConfig
 }
 
 // logConfig sets up log/slog.
