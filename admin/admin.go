@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"strings"
 	"time"
 
@@ -56,6 +57,13 @@ func New(cfg Config, src Source, logger *slog.Logger) *Admin {
 	a.mux.HandleFunc("GET /api/events", a.serveEvents)
 	a.mux.HandleFunc("GET /loglevel", a.serveLevel)
 	a.mux.HandleFunc("PUT /loglevel", a.setLevel)
+	// Profiles, for finding what a busy or large node spends its CPU and
+	// memory on; behind the same token as everything here.
+	a.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	a.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+	a.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	a.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	a.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	if src.Page != nil {
 		a.mux.Handle("/", src.Page)
 	}

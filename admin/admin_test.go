@@ -283,7 +283,7 @@ func TestLogLevelAtRunTime(t *testing.T) {
 
 func TestAdminToken(t *testing.T) {
 	r := start(t, "adm-secret")
-	for _, path := range []string{"/metrics", "/api/status", "/loglevel"} {
+	for _, path := range []string{"/metrics", "/api/status", "/loglevel", "/debug/pprof/heap"} {
 		resp, err := http.Get(r.admin + path)
 		if err != nil {
 			t.Fatal(err)
