@@ -21,7 +21,7 @@ import (
 type Broker struct {
 	cfg          Config          // defaults applied; immutable
 	log          *slog.Logger    // never nil; immutable
-	client       *goredis.Client // PUBLISH, probes, and the factory for subscriber connections
+	client       goredis.UniversalClient // PUBLISH, probes, and the factory for subscriber connections
 	prefix       string          // ChannelPrefix + ":", or ""; immutable
 	probeChannel string          // this node's private probe channel; immutable
 
@@ -107,24 +107,18 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if err != nil {
 		return nil, err
 	}
-	// Names this node's connections in CLIENT LIST, as Rails does with
-	// "ActionCable-PID-<pid>"; applied by go-redis on every connection.
-	if opts.ClientName == "" {
-		opts.ClientName = clientName()
-	}
-	// One dial per attempt instead of go-redis's five with 100 ms pauses:
-	// Publish then fails fast while Redis is down, and Run has its own
-	// backoff for the subscriber connection.
-	if opts.DialerRetries == 0 {
-		opts.DialerRetries = 1
-	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{
 		cfg:      cfg,
 		log:      logger,
-		client:   goredis.NewClient(opts),
+		// The client name labels this node's connections in CLIENT
+		// LIST, as Rails does with "ActionCable-PID-<pid>". One dial per
+		// attempt instead of go-redis's five with 100 ms pauses: Publish
+		// then fails fast while Redis is down, and Run has its own
+		// backoff for the subscriber connection.
+		client:   opts.newClient(clientName()),
 		wake:     make(chan struct{}, 1),
 		want:     map[string]struct{}{},
 		dirty:    map[string]struct{}{},

@@ -3,7 +3,9 @@ package redis
 import (
 	"errors"
 	"fmt"
+	"net"
 	"net/url"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -23,9 +25,29 @@ const (
 type Config struct {
 	// URL is the Redis server: redis://[user:password@]host:port[/db], or
 	// rediss:// for TLS; go-redis query options such as dial_timeout are
-	// accepted. The database number does not matter for pub/sub (default
-	// none: required).
+	// accepted. The database number does not matter for pub/sub. Exactly
+	// one of URL, Sentinels and ClusterAddrs must be set (default none).
 	URL string `env:"REDIS_URL"`
+	// Sentinels are the Redis Sentinel addresses, host:port, comma
+	// separated in the environment. With MasterName they select Sentinel
+	// mode: go-redis's failover client asks the sentinels for the current
+	// master and follows failovers (default none).
+	Sentinels []string `env:"REDIS_SENTINELS"`
+	// MasterName is the master's name in the sentinels' configuration;
+	// required with Sentinels (default none).
+	MasterName string `env:"REDIS_MASTER_NAME"`
+	// ClusterAddrs are seed addresses of a Redis Cluster, host:port, comma
+	// separated in the environment; go-redis's cluster client discovers the
+	// rest. Classic PUBLISH reaches a SUBSCRIBE on any node, which is what
+	// Rails relies on (default none).
+	ClusterAddrs []string `env:"REDIS_CLUSTER_ADDRS"`
+	// Password authenticates to the Redis master (Sentinel mode) or the
+	// cluster nodes. With URL, put the password in the URL instead
+	// (default none).
+	Password string `env:"REDIS_PASSWORD"`
+	// SentinelPassword authenticates to the sentinels themselves, when
+	// they require it (default none).
+	SentinelPassword string `env:"REDIS_SENTINEL_PASSWORD"`
 	// ChannelPrefix is Rails' cable.yml channel_prefix. A stream's Redis
 	// channel is ChannelPrefix + ":" + stream, or the stream alone when the
 	// prefix is empty (default "", no prefix).
@@ -62,16 +84,34 @@ func (c Config) withDefaults() Config {
 	return c
 }
 
+// clientOptions are the go-redis options of one mode: simple for URL,
+// universal (Addrs, and MasterName or IsClusterMode) for Sentinel and
+// Cluster. Exactly one is set.
+type clientOptions struct {
+	simple    *goredis.Options
+	universal *goredis.UniversalOptions
+}
+
 // options checks c (defaults applied) and returns go-redis options for it.
 // Every problem is reported at once.
-func (c Config) options() (*goredis.Options, error) {
+func (c Config) options() (clientOptions, error) {
 	var errs []error
-	var opts *goredis.Options
-	if c.URL == "" {
-		errs = append(errs, errors.New("CABLECAR_REDIS_URL is not set"))
-	} else {
+	sentinels, cluster := cleanList(c.Sentinels), cleanList(c.ClusterAddrs)
+	set := 0
+	for _, ok := range []bool{c.URL != "", len(sentinels) > 0, len(cluster) > 0} {
+		if ok {
+			set++
+		}
+	}
+	var opts clientOptions
+	switch {
+	case set == 0:
+		errs = append(errs, errors.New("CABLECAR_REDIS_URL is not set (or CABLECAR_REDIS_SENTINELS or CABLECAR_REDIS_CLUSTER_ADDRS)"))
+	case set > 1:
+		errs = append(errs, errors.New("set only one of CABLECAR_REDIS_URL, CABLECAR_REDIS_SENTINELS and CABLECAR_REDIS_CLUSTER_ADDRS"))
+	case c.URL != "":
 		var err error
-		if opts, err = goredis.ParseURL(c.URL); err != nil {
+		if opts.simple, err = goredis.ParseURL(c.URL); err != nil {
 			// url.Error repeats the whole URL, password included: keep
 			// only its reason.
 			var ue *url.Error
@@ -80,6 +120,33 @@ func (c Config) options() (*goredis.Options, error) {
 			}
 			errs = append(errs, fmt.Errorf("CABLECAR_REDIS_URL: %w (want redis://[user:password@]host:port[/db] or rediss://…)", err))
 		}
+		if c.Password != "" {
+			errs = append(errs, errors.New("CABLECAR_REDIS_PASSWORD: not used with CABLECAR_REDIS_URL; put the password in the URL"))
+		}
+	case len(sentinels) > 0:
+		errs = append(errs, checkAddrs("CABLECAR_REDIS_SENTINELS", sentinels)...)
+		opts.universal = &goredis.UniversalOptions{
+			Addrs:            sentinels,
+			MasterName:       c.MasterName,
+			Password:         c.Password,
+			SentinelPassword: c.SentinelPassword,
+		}
+	default:
+		errs = append(errs, checkAddrs("CABLECAR_REDIS_CLUSTER_ADDRS", cluster)...)
+		opts.universal = &goredis.UniversalOptions{
+			Addrs:         cluster,
+			IsClusterMode: true,
+			Password:      c.Password,
+		}
+	}
+	if len(sentinels) > 0 && c.MasterName == "" {
+		errs = append(errs, errors.New("CABLECAR_REDIS_MASTER_NAME is not set (required with CABLECAR_REDIS_SENTINELS)"))
+	}
+	if len(sentinels) == 0 && c.MasterName != "" {
+		errs = append(errs, errors.New("CABLECAR_REDIS_MASTER_NAME: only used with CABLECAR_REDIS_SENTINELS"))
+	}
+	if len(sentinels) == 0 && c.SentinelPassword != "" {
+		errs = append(errs, errors.New("CABLECAR_REDIS_SENTINEL_PASSWORD: only used with CABLECAR_REDIS_SENTINELS"))
 	}
 	if c.ProbeInterval < 0 || c.ProbeTimeout < 0 {
 		errs = append(errs, errors.New("redis: probe interval and timeout must not be negative"))
@@ -88,7 +155,51 @@ func (c Config) options() (*goredis.Options, error) {
 		errs = append(errs, fmt.Errorf("redis: backoff %v..%v: want 0 <= min <= max", c.BackoffMin, c.BackoffMax))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, err
+		return clientOptions{}, err
 	}
 	return opts, nil
+}
+
+// newClient names the connections and limits dial retries as New
+// describes, then returns go-redis's own client for the mode: a plain client
+// for URL, a failover client for Sentinel, a cluster client for Cluster.
+func (o clientOptions) newClient(name string) goredis.UniversalClient {
+	if o.simple != nil {
+		if o.simple.ClientName == "" {
+			o.simple.ClientName = name
+		}
+		if o.simple.DialerRetries == 0 {
+			o.simple.DialerRetries = 1
+		}
+		return goredis.NewClient(o.simple)
+	}
+	u := o.universal
+	u.ClientName, u.DialerRetries = name, 1
+	if u.IsClusterMode {
+		return goredis.NewClusterClient(u.Cluster())
+	}
+	return goredis.NewFailoverClient(u.Failover())
+}
+
+// cleanList trims the entries of a comma-separated setting and drops empty
+// ones.
+func cleanList(list []string) []string {
+	var out []string
+	for _, s := range list {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
+// checkAddrs reports addresses that are not host:port, naming the variable.
+func checkAddrs(name string, addrs []string) []error {
+	var errs []error
+	for _, a := range addrs {
+		if host, port, err := net.SplitHostPort(a); err != nil || host == "" || port == "" {
+			errs = append(errs, fmt.Errorf("%s: %q is not host:port", name, a))
+		}
+	}
+	return errs
 }
