@@ -18,7 +18,8 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
-	"strconv"
+
+	"github.com/cablecar/cablecar/staticpage"
 )
 
 // Paths of the page's assets, as served by Handler.
@@ -42,12 +43,6 @@ var assets embed.FS
 
 var pageTemplate = template.Must(template.ParseFS(assets, "assets/index.html"))
 
-// asset is one response body with its content type.
-type asset struct {
-	contentType string
-	body        []byte
-}
-
 // Handler serves the console page at / and its assets under /console/.
 // cablePath is where the cable is mounted on the same host ("/cable"); the
 // page connects there with ws:, or wss: when it was loaded over https.
@@ -61,39 +56,21 @@ func Handler(cablePath string) http.Handler {
 	if err != nil {
 		panic("console: render page: " + err.Error()) // the template is embedded; only a bug gets here
 	}
-	files := map[string]asset{
-		"/":        {"text/html; charset=utf-8", page.Bytes()},
-		ScriptPath: {"text/javascript; charset=utf-8", mustRead("assets/app.js")},
-		StylePath:  {"text/css; charset=utf-8", mustRead("assets/style.css")},
-		IconPath:   {"image/svg+xml", mustRead("assets/favicon.svg")},
+	files := map[string]*staticpage.File{
+		"/":        {ContentType: "text/html; charset=utf-8", Body: page.Bytes()},
+		ScriptPath: {ContentType: "text/javascript; charset=utf-8", Body: staticpage.MustRead(assets, "assets/app.js")},
+		StylePath:  {ContentType: "text/css; charset=utf-8", Body: staticpage.MustRead(assets, "assets/style.css")},
+		IconPath:   {ContentType: "image/svg+xml", Body: staticpage.MustRead(assets, "assets/favicon.svg")},
+	}
+	headers := staticpage.Headers{
+		"Content-Security-Policy": ContentSecurityPolicy,
+		"X-Content-Type-Options":  "nosniff",
+		"Referrer-Policy":         "no-referrer",
+		// A development tool: always fetch the current build.
+		"Cache-Control": "no-cache",
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", ContentSecurityPolicy)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("Referrer-Policy", "no-referrer")
-		f, ok := files[r.URL.Path]
-		if !ok {
-			http.NotFound(w, r)
-			return
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			h.Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
-			return
-		}
-		h.Set("Content-Type", f.contentType)
-		h.Set("Content-Length", strconv.Itoa(len(f.body)))
-		// A development tool: always fetch the current build.
-		h.Set("Cache-Control", "no-cache")
-		_, _ = w.Write(f.body)
+		headers.Set(w)
+		staticpage.Write(w, r, files[r.URL.Path])
 	})
-}
-
-func mustRead(name string) []byte {
-	b, err := assets.ReadFile(name)
-	if err != nil {
-		panic("console: " + err.Error())
-	}
-	return b
 }

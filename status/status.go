@@ -29,7 +29,8 @@ import (
 	"embed"
 	"html/template"
 	"net/http"
-	"strconv"
+
+	"github.com/cablecar/cablecar/staticpage"
 )
 
 // Paths of the page's assets, as served by Handler.
@@ -57,12 +58,6 @@ var assets embed.FS
 
 var pageTemplate = template.Must(template.ParseFS(assets, "assets/index.html"))
 
-// asset is one static response body with its content type.
-type asset struct {
-	contentType string
-	body        []byte
-}
-
 // Handler serves the status page at "/" and its assets under "/status/".
 // Only GET and HEAD are allowed (405 otherwise); any other path is 404.
 // Every response carries ContentSecurityPolicy, nosniff, no-referrer and
@@ -72,47 +67,33 @@ type asset struct {
 func Handler() http.Handler {
 	// Render once without a token: the usual case needs no per-request work.
 	plain := renderPage("")
-	files := map[string]asset{
-		ScriptPath: {"text/javascript; charset=utf-8", mustRead("assets/app.js")},
-		StylePath:  {"text/css; charset=utf-8", mustRead("assets/style.css")},
-		IconPath:   {"image/svg+xml", mustRead("assets/icon.svg")},
+	files := map[string]*staticpage.File{
+		ScriptPath: {ContentType: "text/javascript; charset=utf-8", Body: staticpage.MustRead(assets, "assets/app.js")},
+		StylePath:  {ContentType: "text/css; charset=utf-8", Body: staticpage.MustRead(assets, "assets/style.css")},
+		IconPath:   {ContentType: "image/svg+xml", Body: staticpage.MustRead(assets, "assets/icon.svg")},
 	}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		h := w.Header()
-		h.Set("Content-Security-Policy", ContentSecurityPolicy)
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "DENY")
-		h.Set("Referrer-Policy", "no-referrer")
-		h.Set("Cross-Origin-Opener-Policy", "same-origin")
-		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+	headers := staticpage.Headers{
+		"Content-Security-Policy":      ContentSecurityPolicy,
+		"X-Content-Type-Options":       "nosniff",
+		"X-Frame-Options":              "DENY",
+		"Referrer-Policy":              "no-referrer",
+		"Cross-Origin-Opener-Policy":   "same-origin",
+		"Cross-Origin-Resource-Policy": "same-origin",
 		// The page's URL and asset URLs may hold the admin token, and the
 		// assets change with every build: keep nothing.
-		h.Set("Cache-Control", "no-store")
-
-		var f asset
-		if r.URL.Path == "/" {
-			f = asset{"text/html; charset=utf-8", plain}
-			if tok := r.URL.Query().Get(TokenParam); tok != "" && len(tok) <= maxTokenLen {
-				f.body = renderPage(tok)
-			}
-		} else {
-			var ok bool
-			if f, ok = files[r.URL.Path]; !ok {
-				http.NotFound(w, r)
-				return
-			}
-		}
-		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			h.Set("Allow", "GET, HEAD")
-			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+		"Cache-Control": "no-store",
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		headers.Set(w)
+		if r.URL.Path != "/" {
+			staticpage.Write(w, r, files[r.URL.Path])
 			return
 		}
-		h.Set("Content-Type", f.contentType)
-		h.Set("Content-Length", strconv.Itoa(len(f.body)))
-		if r.Method == http.MethodHead {
-			return
+		page := &staticpage.File{ContentType: "text/html; charset=utf-8", Body: plain}
+		if tok := r.URL.Query().Get(TokenParam); tok != "" && len(tok) <= maxTokenLen {
+			page.Body = renderPage(tok)
 		}
-		_, _ = w.Write(f.body)
+		staticpage.Write(w, r, page)
 	})
 }
 
@@ -127,12 +108,4 @@ func renderPage(token string) []byte {
 		panic("status: render page: " + err.Error()) // the template is embedded; only a bug gets here
 	}
 	return page.Bytes()
-}
-
-func mustRead(name string) []byte {
-	b, err := assets.ReadFile(name)
-	if err != nil {
-		panic("status: " + err.Error())
-	}
-	return b
 }
