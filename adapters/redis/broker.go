@@ -19,11 +19,11 @@ import (
 // with New: the zero value is not usable. All methods are safe for
 // concurrent use. See the package documentation for the design.
 type Broker struct {
-	cfg          Config          // defaults applied; immutable
-	log          *slog.Logger    // never nil; immutable
+	cfg          Config                  // defaults applied; immutable
+	log          *slog.Logger            // never nil; immutable
 	client       goredis.UniversalClient // PUBLISH, probes, and the factory for subscriber connections
-	prefix       string          // ChannelPrefix + ":", or ""; immutable
-	probeChannel string          // this node's private probe channel; immutable
+	prefix       string                  // ChannelPrefix + ":", or ""; immutable
+	probeChannel string                  // this node's private probe channel; immutable
 
 	wake      chan struct{}   // capacity 1: the command goroutine has work
 	closing   context.Context // done once Close is called
@@ -111,8 +111,8 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	b := &Broker{
-		cfg:      cfg,
-		log:      logger,
+		cfg: cfg,
+		log: logger,
 		// The client name labels this node's connections in CLIENT
 		// LIST, as Rails does with "ActionCable-PID-<pid>". One dial per
 		// attempt instead of go-redis's five with 100 ms pauses: Publish

@@ -47,16 +47,18 @@ func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }
 // prefix, closed at cleanup, and its log.
 func newBroker(tb testing.TB, url, prefix string) (*Broker, *logBuffer) {
 	tb.Helper()
+	return newBrokerConfig(tb, Config{URL: url, ChannelPrefix: prefix})
+}
+
+// newBrokerConfig is newBroker for any Redis topology: cfg says where Redis
+// is and the prefix; the fast tunables are filled in.
+func newBrokerConfig(tb testing.TB, cfg Config) (*Broker, *logBuffer) {
+	tb.Helper()
 	logs := &logBuffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	b, err := New(Config{
-		URL:           url,
-		ChannelPrefix: prefix,
-		ProbeInterval: testProbeInterval,
-		ProbeTimeout:  testProbeTimeout,
-		BackoffMin:    10 * time.Millisecond,
-		BackoffMax:    200 * time.Millisecond,
-	}, logger)
+	cfg.ProbeInterval, cfg.ProbeTimeout = testProbeInterval, testProbeTimeout
+	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 200*time.Millisecond
+	b, err := New(cfg, logger)
 	if err != nil {
 		tb.Fatal(err)
 	}

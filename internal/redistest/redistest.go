@@ -40,6 +40,10 @@ type Server struct {
 	bin  string   // path of redis-server; immutable
 	dir  string   // working directory and log location; immutable
 	args []string // extra redis-server arguments; immutable
+	conf string   // config file passed first (sentinel), or ""; immutable
+	// cluster makes each start pick a free cluster bus port, since the
+	// default (port + 10000) may be taken or out of range.
+	cluster bool
 
 	mu   sync.Mutex    // guards following
 	cmd  *exec.Cmd     // running process, or nil once stopped or killed
@@ -56,7 +60,13 @@ func Start(tb testing.TB, args ...string) *Server {
 	if err != nil {
 		tb.Fatalf("redistest: redis-server not found in PATH (install redis-server, e.g. apt-get install redis-server): %v", err)
 	}
-	s := &Server{bin: bin, dir: tb.TempDir(), args: args}
+	return startServer(tb, &Server{bin: bin, dir: tb.TempDir(), args: args})
+}
+
+// startServer starts s, prepared by the caller, on a free port, retrying
+// with another port a few times.
+func startServer(tb testing.TB, s *Server) *Server {
+	tb.Helper()
 	var lastErr error
 	for attempt := 0; attempt < 5; attempt++ {
 		port, err := freePort()
@@ -122,7 +132,11 @@ func (s *Server) start() error {
 		return err
 	}
 	defer logFile.Close() // the child has its own copy of the descriptor
-	args := append([]string{
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf) // redis-server wants the file first
+	}
+	args = append(args,
 		"--port", port,
 		"--bind", "127.0.0.1",
 		"--save", "",
@@ -130,7 +144,15 @@ func (s *Server) start() error {
 		"--daemonize", "no",
 		"--dir", s.dir,
 		"--logfile", "",
-	}, s.args...)
+	)
+	if s.cluster {
+		bus, err := freePort()
+		if err != nil {
+			return err
+		}
+		args = append(args, "--cluster-port", strconv.Itoa(bus))
+	}
+	args = append(args, s.args...)
 	cmd := exec.Command(s.bin, args...)
 	cmd.Dir = s.dir
 	cmd.Stdout = logFile // an *os.File: no copying goroutines in this process
