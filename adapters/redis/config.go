@@ -67,6 +67,13 @@ type Config struct {
 	BackoffMax time.Duration
 }
 
+// Configured reports whether c names a Redis at all (URL, Sentinels or
+// ClusterAddrs set), i.e. whether the command should use this broker
+// rather than the in-memory one. It does not validate c; New does.
+func (c Config) Configured() bool {
+	return c.URL != "" || len(cleanList(c.Sentinels)) > 0 || len(cleanList(c.ClusterAddrs)) > 0
+}
+
 // withDefaults fills every zero tunable with its default.
 func (c Config) withDefaults() Config {
 	if c.ProbeInterval == 0 {

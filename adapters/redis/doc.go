@@ -14,6 +14,22 @@
 // node's private probe channel "<prefix>:cablecar/probe/<random id>", which
 // also puts the connection into subscribe mode.
 //
+// # Topologies
+//
+// Config selects one of three: a single server (URL), Redis Sentinel
+// (Sentinels and MasterName) or Redis Cluster (ClusterAddrs). Each uses
+// go-redis's own client (NewClient, NewFailoverClient, NewClusterClient)
+// behind one goredis.UniversalClient, for publishing and for the
+// subscriber PubSub alike, so the rest of the broker is one code path. With
+// Sentinel, every dial asks the sentinels for the current master, so after
+// a failover the next generation connects to the promoted replica. With
+// Cluster, the PubSub connects to the master of the probe channel's slot;
+// classic PUBLISH on any node is forwarded over the cluster bus to every
+// node, so one subscriber connection hears the whole cluster, as Rails'
+// adapter assumes. The probe proves exactly that path. Sharded pub/sub
+// (SSUBSCRIBE) is not used: it would need a subscriber connection per
+// shard.
+//
 // # Desired state, sent state
 //
 // The hub calls Subscribe and Unsubscribe with its own lock held, so they

@@ -35,7 +35,7 @@ func publish(ctx context.Context, args []string, stdout io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if cfg.Redis.URL != "" {
+	if cfg.Redis.Configured() {
 		b, err := redis.New(cfg.Redis, nil)
 		if err != nil {
 			return err

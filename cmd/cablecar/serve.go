@@ -137,7 +137,7 @@ func devConfig(cfg *config) error {
 // newBroker picks Redis when CABLECAR_REDIS_URL is set (not in dev), else
 // the in-memory broker.
 func newBroker(cfg config, dev bool, log *slog.Logger) (proxy.Broker, func(), error) {
-	if dev || cfg.Redis.URL == "" {
+	if dev || !cfg.Redis.Configured() {
 		return memory.New(), func() {}, nil
 	}
 	b, err := redis.New(cfg.Redis, log)
@@ -148,7 +148,7 @@ func newBroker(cfg config, dev bool, log *slog.Logger) (proxy.Broker, func(), er
 }
 
 func brokerName(cfg config, dev bool) string {
-	if dev || cfg.Redis.URL == "" {
+	if dev || !cfg.Redis.Configured() {
 		return "memory"
 	}
 	return "redis"

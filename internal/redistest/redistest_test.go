@@ -106,3 +106,27 @@ func TestMissingRedisServerFails(t *testing.T) {
 		t.Errorf("Fatalf message = %q, want it to say to install redis-server", f.msg)
 	}
 }
+
+func TestReplicaAndSentinel(t *testing.T) {
+	m := Start(t)
+	r := StartReplica(t, m)
+	info, err := Info(r.Addr, "replication")
+	if err != nil || !strings.Contains(info, "role:slave") || !strings.Contains(info, "master_port:"+m.Addr[strings.LastIndexByte(m.Addr, ':')+1:]) {
+		t.Fatalf("replica INFO replication (err %v):\n%s", err, info)
+	}
+	s := StartSentinel(t, "mymaster", m)
+	info, err = Info(s.Addr, "sentinel")
+	if err != nil || !strings.Contains(info, "name=mymaster,status=ok,address="+m.Addr) {
+		t.Fatalf("sentinel INFO sentinel (err %v):\n%s", err, info)
+	}
+}
+
+func TestStartCluster(t *testing.T) {
+	nodes := StartCluster(t, 3)
+	for _, n := range nodes {
+		info, err := Info(n.Addr, "cluster")
+		if err != nil || !strings.Contains(info, "cluster_state:ok") || !strings.Contains(info, "cluster_known_nodes:3") {
+			t.Fatalf("%s CLUSTER INFO (err %v):\n%s", n.Addr, err, info)
+		}
+	}
+}
