@@ -44,6 +44,10 @@ type Server struct {
 
 	nextID   atomic.Uint64
 	draining atomic.Bool
+	// connsMu orders conns.Add against the drain's conns.Wait: a
+	// WaitGroup must not be added to while it may be waited on at zero.
+	connsMu sync.Mutex
+	drained bool // guarded by connsMu: no new readers after this
 	conns    sync.WaitGroup // one per upgraded connection's serve
 }
 
@@ -132,6 +136,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 // drain stops accepting, then closes every connection with server_restart.
 func (s *Server) drain(hs *http.Server) {
 	s.draining.Store(true)
+	s.connsMu.Lock()
+	s.drained = true
+	s.connsMu.Unlock()
 	deadline := time.Now().Add(s.cfg.ShutdownTimeout)
 	sctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
@@ -211,10 +218,22 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 			h(r.RemoteAddr, auth.Reason(authErr), authErr.Error())
 		}
 	}
-	if !c.open() {
+	s.connsMu.Lock()
+	if s.drained { // upgraded while shutdown began
+		s.connsMu.Unlock()
+		c.finish("server_restart", frameDisconnectRestart, frameCloseNormal)
 		return
 	}
-	s.conns.Add(1)
+	// open only queues frames and registers the conn: cheap enough to run
+	// under connsMu, so a drain that starts now sees this conn in the hub.
+	ok := c.open()
+	if ok {
+		s.conns.Add(1)
+	}
+	s.connsMu.Unlock()
+	if !ok {
+		return
+	}
 	go func() {
 		defer s.conns.Done()
 		c.run()
