@@ -158,6 +158,21 @@ func dialWith(t *testing.T, d ws.Dialer, url string) *client {
 	return &client{t: t, nc: nc, r: r, protocol: hs.Protocol}
 }
 
+// dialQuiet connects without failing the test (for load loops); nil when
+// the dial fails.
+func dialQuiet(url string) *client {
+	d := ws.Dialer{Protocols: []string{"actioncable-v1-json"}, Timeout: 5 * time.Second}
+	nc, br, _, err := d.Dial(context.Background(), url)
+	if err != nil {
+		return nil
+	}
+	var r io.Reader = nc
+	if br != nil {
+		r = io.MultiReader(br, nc)
+	}
+	return &client{t: nil, nc: nc, r: r}
+}
+
 // next reads one frame within 5 s.
 func (c *client) next() frame {
 	c.t.Helper()
