@@ -83,7 +83,7 @@ func TestSoak(t *testing.T) {
 				if err != nil {
 					return
 				}
-				if strings.Contains(string(f.payload), `"message"`) {
+				if strings.HasPrefix(string(f.payload), `{"identifier":`) && strings.Contains(string(f.payload), `,"message":`) {
 					got[i].n.Add(1)
 				}
 			}
