@@ -47,8 +47,8 @@ type Server struct {
 	// connsMu orders conns.Add against the drain's conns.Wait: a
 	// WaitGroup must not be added to while it may be waited on at zero.
 	connsMu sync.Mutex
-	drained bool // guarded by connsMu: no new readers after this
-	conns    sync.WaitGroup // one per upgraded connection's serve
+	drained bool           // guarded by connsMu: no new readers after this
+	conns   sync.WaitGroup // one per upgraded connection's serve
 }
 
 // New checks cfg and builds a server. It starts nothing.
