@@ -42,6 +42,10 @@ type Config struct {
 	// RedisURL is CABLECAR_REDIS_URL; "" means the in-memory broker and
 	// skips the Redis checks (default "").
 	RedisURL string
+	// RedisTopology names a Sentinel or Cluster setup ("sentinel",
+	// "cluster") that doctor cannot check yet; it then says so instead of
+	// reporting the in-memory broker (default "").
+	RedisTopology string
 	// ChannelPrefix is CABLECAR_CHANNEL_PREFIX (default "", no prefix).
 	ChannelPrefix string
 	// Listen is how long to watch Redis for broadcasts and compare their
@@ -65,10 +69,15 @@ func Run(ctx context.Context, cfg Config) *Report {
 	r.Add(checkSettings(cfg.LoadErr)...)
 	r.Add(checkAuth(cfg.Auth)...)
 	nodes := -1
-	if cfg.RedisURL == "" {
+	switch {
+	case cfg.RedisURL == "" && cfg.RedisTopology != "":
+		r.Add(Result{Status: Warn, Check: nameRedis,
+			Message: "Redis is configured through " + cfg.RedisTopology + "; doctor checks only CABLECAR_REDIS_URL setups so far",
+			Fix:     "check that Redis with redis-cli against the current master or a cluster node, and watch /health of the running cablecar"})
+	case cfg.RedisURL == "":
 		r.Add(Result{Status: Skip, Check: nameRedis,
 			Message: "CABLECAR_REDIS_URL is not set: using the in-memory broker: single node only, and jobs cannot publish to it through Redis"})
-	} else {
+	default:
 		var rs []Result
 		rs, nodes = checkRedisAll(ctx, cfg)
 		r.Add(rs...)
