@@ -14,29 +14,13 @@
 //
 // Output: ready (the page is live: broadcast now), page (the rows found),
 // screenshot, done (always last), and error / pageerror at any time.
-import { chromium } from "playwright-core"
-
-function emit(event, fields = {}) {
-  process.stdout.write(JSON.stringify({ event, ...fields }) + "\n")
-}
-
-const env = (name, fallback) => {
-  const v = process.env[name] || fallback
-  if (v === undefined) throw new Error(`${name} is not set`)
-  return v
-}
+import { emit, env, launch, run } from "./driver.mjs"
 
 async function main() {
   const timeout = Number(env("TIMEOUT_MS", "15000"))
   const stream = env("STREAM")
   const rejected = env("REJECTED")
-  const context = await chromium.launchPersistentContext(env("USER_DATA_DIR"), {
-    executablePath: env("CHROMIUM", "/usr/bin/chromium"),
-    headless: true,
-    viewport: { width: 1280, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--no-first-run", "--no-default-browser-check",
-      "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  })
+  const context = await launch({ width: 1280, height: 900 })
   try {
     const page = context.pages()[0] || (await context.newPage())
     page.on("pageerror", (err) => emit("pageerror", { message: String(err) }))
@@ -72,9 +56,4 @@ async function main() {
   }
 }
 
-main()
-  .catch((err) => emit("error", { message: err instanceof Error ? err.message : String(err), fatal: true }))
-  .finally(() => {
-    emit("done")
-    process.stdout.write("", () => process.exit(0))
-  })
+run(main)

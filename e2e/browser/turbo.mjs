@@ -21,39 +21,12 @@
 // and at any time: console, pageerror, request (every HTTP request the page
 // made), frame_in (every WebSocket frame the page received), error (fatal
 // marks a failure that stopped the driver).
-import { chromium } from "playwright-core"
-
-function emit(event, fields = {}) {
-  process.stdout.write(JSON.stringify({ event, ...fields }) + "\n")
-}
-
-const env = (name, fallback) => {
-  const v = process.env[name] || fallback
-  if (v === undefined) throw new Error(`${name} is not set`)
-  return v
-}
+import { emit, env, launch, run } from "./driver.mjs"
 
 async function main() {
   const pageURL = env("PAGE_URL")
   const timeout = Number(env("TIMEOUT_MS", "15000"))
-  const context = await chromium.launchPersistentContext(env("USER_DATA_DIR"), {
-    executablePath: env("CHROMIUM", "/usr/bin/chromium"),
-    headless: true, // playwright-core adds --headless
-    viewport: { width: 800, height: 420 },
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--no-first-run",
-      "--no-default-browser-check",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-      "--disable-default-apps",
-      "--disable-domain-reliability",
-      "--disable-client-side-phishing-detection",
-      "--no-pings",
-    ],
-  })
+  const context = await launch({ width: 800, height: 420 })
   try {
     const page = context.pages()[0] || (await context.newPage())
     page.on("console", (m) => emit("console", { type: m.type(), text: m.text() }))
@@ -96,9 +69,4 @@ async function main() {
   }
 }
 
-main()
-  .catch((err) => emit("error", { message: err instanceof Error ? err.message : String(err), fatal: true }))
-  .finally(() => {
-    emit("done")
-    process.stdout.write("", () => process.exit(0))
-  })
+run(main)
