@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -195,7 +196,7 @@ func (c *conn) readMessage() (ws.OpCode, []byte, error) {
 // readPayload appends h's unmasked payload to dst.
 func (c *conn) readPayload(dst []byte, h ws.Header) ([]byte, error) {
 	n := len(dst)
-	dst = append(dst, make([]byte, h.Length)...)
+	dst = slices.Grow(dst, int(h.Length))[:n+int(h.Length)] // one allocation, no zeroed temporary
 	if _, err := io.ReadFull(c.nc, dst[n:]); err != nil {
 		return nil, err
 	}
