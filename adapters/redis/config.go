@@ -48,6 +48,13 @@ type Config struct {
 	// SentinelPassword authenticates to the sentinels themselves, when
 	// they require it (default none).
 	SentinelPassword string `env:"REDIS_SENTINEL_PASSWORD"`
+	// ShardedPubSub switches to Redis 7 sharded pub/sub: SSUBSCRIBE to
+	// listen and SPUBLISH to publish. A sharded channel lives only on the
+	// shard that owns its slot, so publishers must use SPUBLISH too; Rails'
+	// own adapter does not. With ClusterAddrs the broker keeps one
+	// subscriber connection per master and follows slot moves (default
+	// false: classic PUBLISH/SUBSCRIBE).
+	ShardedPubSub bool `env:"REDIS_SHARDED_PUBSUB"`
 	// ChannelPrefix is Rails' cable.yml channel_prefix. A stream's Redis
 	// channel is ChannelPrefix + ":" + stream, or the stream alone when the
 	// prefix is empty (default "", no prefix).
