@@ -24,6 +24,15 @@ type Broker struct {
 	client       goredis.UniversalClient // PUBLISH, probes, and the factory for subscriber connections
 	prefix       string                  // ChannelPrefix + ":", or ""; immutable
 	probeChannel string                  // this node's private probe channel; immutable
+	// sharded selects SSUBSCRIBE, SUNSUBSCRIBE and SPUBLISH; immutable.
+	sharded bool
+	// shards, when set, serves every method instead: a Redis Cluster with
+	// sharded pub/sub, one subscriber connection per master (shard.go).
+	shards *shardSet
+	// moved, when set, is told of a stream whose subscription Redis ended
+	// on its own (its slot moved to another shard); without it such a loss
+	// ends the connection. Immutable.
+	moved func(stream string)
 
 	wake      chan struct{}   // capacity 1: the command goroutine has work
 	closing   context.Context // done once Close is called
@@ -44,6 +53,7 @@ type Broker struct {
 	dirty    map[string]struct{} // streams touched since the command goroutine last looked
 	sent     map[string]struct{} // SUBSCRIBE written on the current connection, no UNSUBSCRIBE since
 	inflight map[string]int      // SUBSCRIBEs written on the current connection and not yet acknowledged
+	unsubs   map[string]int      // sharded: SUNSUBSCRIBEs written on the current connection, not yet acknowledged
 	gen      *generation         // current subscriber connection, or nil
 	synced   bool                // the command goroutine has taken its first diff of gen
 	// Health.
@@ -110,29 +120,52 @@ func New(cfg Config, logger *slog.Logger) (*Broker, error) {
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
+	if cfg.ShardedPubSub && opts.universal != nil && opts.universal.IsClusterMode {
+		set := newShardSet(cfg, logger, opts)
+		b := makeBroker(cfg, logger, set.client, "")
+		b.sharded, b.shards = true, set
+		return b, nil
+	}
+	// The client name labels this node's connections in CLIENT LIST, as
+	// Rails does with "ActionCable-PID-<pid>". One dial per attempt
+	// instead of go-redis's five with 100 ms pauses: Publish then fails
+	// fast while Redis is down, and Run has its own backoff for the
+	// subscriber connection.
+	b := makeBroker(cfg, logger, opts.newClient(clientName()), "")
+	b.sharded = cfg.ShardedPubSub
+	return b, nil
+}
+
+// makeBroker returns a stopped broker on client; cfg has its defaults.
+// probeChannel is generated when empty.
+func makeBroker(cfg Config, logger *slog.Logger, client goredis.UniversalClient, probeChannel string) *Broker {
 	b := &Broker{
-		cfg: cfg,
-		log: logger,
-		// The client name labels this node's connections in CLIENT
-		// LIST, as Rails does with "ActionCable-PID-<pid>". One dial per
-		// attempt instead of go-redis's five with 100 ms pauses: Publish
-		// then fails fast while Redis is down, and Run has its own
-		// backoff for the subscriber connection.
-		client:   opts.newClient(clientName()),
-		wake:     make(chan struct{}, 1),
-		want:     map[string]struct{}{},
-		dirty:    map[string]struct{}{},
-		sent:     map[string]struct{}{},
-		inflight: map[string]int{},
+		cfg:          cfg,
+		log:          logger,
+		client:       client,
+		probeChannel: probeChannel,
+		wake:         make(chan struct{}, 1),
+		want:         map[string]struct{}{},
+		dirty:        map[string]struct{}{},
+		sent:         map[string]struct{}{},
+		inflight:     map[string]int{},
+		unsubs:       map[string]int{},
 	}
 	b.closing, b.stopAll = context.WithCancel(context.Background())
 	if cfg.ChannelPrefix != "" {
 		b.prefix = cfg.ChannelPrefix + ":"
 	}
+	if b.probeChannel == "" {
+		b.probeChannel = b.prefix + "cablecar/probe/" + randomID()
+	}
+	return b
+}
+
+// randomID is 16 hex digits from crypto/rand, naming this node's probes.
+func randomID() string {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
-	b.probeChannel = b.prefix + "cablecar/probe/" + hex.EncodeToString(id[:])
-	return b, nil
+	return hex.EncodeToString(id[:])
 }
 
 // Close stops Run (waiting for it to return) and closes the Redis
@@ -157,6 +190,10 @@ func (b *Broker) Close() error {
 // subscribes it; active follows Redis's acknowledgement. It never blocks and
 // does no IO.
 func (b *Broker) Subscribe(stream string) {
+	if b.shards != nil {
+		b.shards.subscribe(stream)
+		return
+	}
 	b.mu.Lock()
 	b.want[stream] = struct{}{}
 	b.dirty[stream] = struct{}{}
@@ -167,6 +204,10 @@ func (b *Broker) Subscribe(stream string) {
 // Unsubscribe records that the hub no longer needs stream; the command
 // goroutine unsubscribes it. It never blocks and does no IO.
 func (b *Broker) Unsubscribe(stream string) {
+	if b.shards != nil {
+		b.shards.unsubscribe(stream)
+		return
+	}
 	b.mu.Lock()
 	delete(b.want, stream)
 	b.dirty[stream] = struct{}{}
@@ -175,10 +216,11 @@ func (b *Broker) Unsubscribe(stream string) {
 }
 
 // Publish sends payload to stream's Redis channel with PUBLISH, as Rails
-// does, on a pooled connection (never the subscriber's). It does not need
-// Run. ctx bounds the call, retries included.
+// does (SPUBLISH with ShardedPubSub), on a pooled connection (never the
+// subscriber's). It does not need Run. ctx bounds the call, retries
+// included.
 func (b *Broker) Publish(ctx context.Context, stream string, payload []byte) error {
-	if err := b.client.Publish(ctx, b.channel(stream), payload).Err(); err != nil {
+	if err := b.publish(ctx, b.channel(stream), payload); err != nil {
 		b.stats.publishErrors.Add(1)
 		return fmt.Errorf("redis publish %q: %w", stream, err)
 	}
@@ -191,8 +233,16 @@ func (b *Broker) Publish(ctx context.Context, stream string, payload []byte) err
 // that Redis delivers to this node. Otherwise the error says why, e.g.
 // "redis: dial tcp 127.0.0.1:6379: connect: connection refused" or
 // "redis: pub/sub probe not received for 3s".
-func (b *Broker) Health(context.Context) error {
+func (b *Broker) Health(ctx context.Context) error {
 	b.mu.Lock()
+	if b.shards != nil {
+		running := b.running
+		b.mu.Unlock()
+		if !running {
+			return ErrNotRunning
+		}
+		return b.shards.health(ctx)
+	}
 	defer b.mu.Unlock()
 	switch {
 	case !b.running:
@@ -205,6 +255,12 @@ func (b *Broker) Health(context.Context) error {
 
 // Stats returns the counters.
 func (b *Broker) Stats() Stats {
+	if b.shards != nil {
+		s := b.shards.stats()
+		s.Published += b.stats.published.Load() // Publish counts here
+		s.PublishErrors += b.stats.publishErrors.Load()
+		return s
+	}
 	b.mu.Lock()
 	n := len(b.want)
 	b.mu.Unlock()
@@ -236,6 +292,14 @@ func (b *Broker) probeLateLocked(now time.Time) error {
 		return fmt.Errorf("%w for %v (publishing the probe failed: %v)", ErrProbeLate, b.cfg.ProbeTimeout, p.publishErr)
 	}
 	return fmt.Errorf("%w for %v", ErrProbeLate, b.cfg.ProbeTimeout)
+}
+
+// publish sends payload on channel with PUBLISH, or SPUBLISH when sharded.
+func (b *Broker) publish(ctx context.Context, channel string, payload any) error {
+	if b.sharded {
+		return b.client.SPublish(ctx, channel, payload).Err()
+	}
+	return b.client.Publish(ctx, channel, payload).Err()
 }
 
 // channel returns stream's Redis channel.

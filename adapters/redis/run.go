@@ -1,11 +1,13 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -73,6 +75,9 @@ func (b *Broker) Run(ctx context.Context, deliver func(stream string, payload []
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	defer context.AfterFunc(b.closing, cancel)() // Close stops Run too
+	if b.shards != nil {
+		return b.shards.run(ctx, deliver, active)
+	}
 
 	failures := 0
 	for {
@@ -100,10 +105,10 @@ func (b *Broker) Run(ctx context.Context, deliver func(stream string, payload []
 // is found wedged, or ctx is done, and tears it down. wasUp reports whether
 // a probe came back on it.
 func (b *Broker) runGeneration(ctx context.Context, deliver func(string, []byte), active func(string)) (wasUp bool, err error) {
-	ps := b.client.Subscribe(ctx) // no channels: does not dial yet
+	ps := b.newPubSub(ctx) // no channels: does not dial yet
 	// The probe channel goes first: it dials, and it puts the connection
 	// into subscribe mode.
-	if err := ps.Subscribe(ctx, b.probeChannel); err != nil {
+	if err := b.subscribe(ctx, ps, b.probeChannel); err != nil {
 		_ = ps.Close()
 		b.mu.Lock()
 		b.setDownLocked(err)
@@ -122,6 +127,7 @@ func (b *Broker) runGeneration(ctx context.Context, deliver func(string, []byte)
 	b.gen = g
 	clear(b.sent)
 	clear(b.inflight)
+	clear(b.unsubs)
 	for s := range b.want {
 		b.dirty[s] = struct{}{}
 	}
@@ -170,6 +176,7 @@ func (b *Broker) runGeneration(ctx context.Context, deliver func(string, []byte)
 	b.mu.Lock()
 	clear(b.sent)
 	clear(b.inflight)
+	clear(b.unsubs)
 	b.probe.outstanding = b.probe.outstanding[:0]
 	b.mu.Unlock()
 	return wasUp, err
@@ -271,7 +278,12 @@ func (b *Broker) handleMessage(g *generation, m *goredis.Message) {
 // handleSubscription counts a SUBSCRIBE acknowledgement and calls active
 // once every SUBSCRIBE written for a wanted stream has been acknowledged.
 func (b *Broker) handleSubscription(g *generation, m *goredis.Subscription) {
-	if m.Kind != "subscribe" {
+	switch m.Kind {
+	case "subscribe", "ssubscribe":
+	case "sunsubscribe":
+		b.handleSunsubscribe(g, m.Channel)
+		return
+	default:
 		return
 	}
 	if m.Channel == b.probeChannel {
@@ -307,6 +319,44 @@ func (b *Broker) handleSubscription(g *generation, m *goredis.Subscription) {
 	}
 }
 
+// handleSunsubscribe takes a SUNSUBSCRIBE reply. Redis also sends one
+// unasked when a shard channel's slot moves to another shard: the
+// subscription is gone, and the stream must be subscribed on its new shard
+// (moved) or, without anyone to tell, on a fresh connection.
+func (b *Broker) handleSunsubscribe(g *generation, channel string) {
+	if channel == b.probeChannel {
+		g.fail(fmt.Errorf("redis ended the probe subscription (slot of %q moved)", channel))
+		return
+	}
+	stream, ok := b.stream(channel)
+	if !ok {
+		return
+	}
+	b.mu.Lock()
+	if b.gen != g {
+		b.mu.Unlock()
+		return
+	}
+	if n := b.unsubs[stream]; n > 0 { // the reply to our own SUNSUBSCRIBE
+		if n == 1 {
+			delete(b.unsubs, stream)
+		} else {
+			b.unsubs[stream] = n - 1
+		}
+		b.mu.Unlock()
+		return
+	}
+	delete(b.sent, stream)
+	delete(b.inflight, stream)
+	b.mu.Unlock()
+	if b.moved == nil {
+		g.fail(fmt.Errorf("redis ended the subscription of %q (slot moved)", channel))
+		return
+	}
+	b.log.Info("redis moved a stream's slot to another shard; resubscribing there", "stream", stream)
+	b.moved(stream)
+}
+
 // commandLoop turns the difference between the wanted and the sent
 // streams into batched SUBSCRIBE and UNSUBSCRIBE commands, and reports
 // active for streams subscribed again while their subscription was already
@@ -322,14 +372,14 @@ func (b *Broker) commandLoop(ctx context.Context, g *generation) {
 			}
 			b.cbMu.Unlock()
 		}
-		for chunk := range chunks(unsubs) {
-			if err := g.ps.Unsubscribe(ctx, chunk...); err != nil {
+		for chunk := range b.chunks(unsubs) {
+			if err := b.unsubscribe(ctx, g.ps, chunk...); err != nil {
 				g.fail(fmt.Errorf("unsubscribe: %w", err))
 				return
 			}
 		}
-		for chunk := range chunks(subs) {
-			if err := g.ps.Subscribe(ctx, chunk...); err != nil {
+		for chunk := range b.chunks(subs) {
+			if err := b.subscribe(ctx, g.ps, chunk...); err != nil {
 				g.fail(fmt.Errorf("subscribe: %w", err))
 				return
 			}
@@ -365,6 +415,9 @@ func (b *Broker) diff(g *generation) (subs, unsubs, actives []string) {
 			subs = append(subs, b.channel(s))
 		case !wanted && sent:
 			delete(b.sent, s)
+			if b.sharded {
+				b.unsubs[s]++
+			}
 			unsubs = append(unsubs, b.channel(s))
 		case wanted && b.inflight[s] == 0:
 			// Unsubscribe then Subscribe again before we wrote either:
@@ -378,17 +431,53 @@ func (b *Broker) diff(g *generation) (subs, unsubs, actives []string) {
 	return subs, unsubs, actives
 }
 
-// chunks yields s in pieces of at most subscribeBatch.
-func chunks(s []string) func(func([]string) bool) {
+// chunks yields channels in pieces of at most subscribeBatch. Sharded
+// pieces also share one slot, since SSUBSCRIBE and SUNSUBSCRIBE refuse
+// channels of different slots (CROSSSLOT) on a cluster.
+func (b *Broker) chunks(channels []string) func(func([]string) bool) {
 	return func(yield func([]string) bool) {
-		for len(s) > 0 {
-			n := min(len(s), subscribeBatch)
-			if !yield(s[:n]) {
+		if b.sharded {
+			slices.SortFunc(channels, func(x, y string) int { return cmp.Compare(keySlot(x), keySlot(y)) })
+		}
+		for len(channels) > 0 {
+			n := min(len(channels), subscribeBatch)
+			if b.sharded {
+				slot := keySlot(channels[0])
+				n = 1
+				for n < len(channels) && n < subscribeBatch && keySlot(channels[n]) == slot {
+					n++
+				}
+			}
+			if !yield(channels[:n]) {
 				return
 			}
-			s = s[n:]
+			channels = channels[n:]
 		}
 	}
+}
+
+// newPubSub returns a PubSub with no channels, which does not dial yet.
+func (b *Broker) newPubSub(ctx context.Context) *goredis.PubSub {
+	if b.sharded {
+		return b.client.SSubscribe(ctx)
+	}
+	return b.client.Subscribe(ctx)
+}
+
+// subscribe writes SUBSCRIBE, or SSUBSCRIBE when sharded.
+func (b *Broker) subscribe(ctx context.Context, ps *goredis.PubSub, channels ...string) error {
+	if b.sharded {
+		return ps.SSubscribe(ctx, channels...)
+	}
+	return ps.Subscribe(ctx, channels...)
+}
+
+// unsubscribe writes UNSUBSCRIBE, or SUNSUBSCRIBE when sharded.
+func (b *Broker) unsubscribe(ctx context.Context, ps *goredis.PubSub, channels ...string) error {
+	if b.sharded {
+		return ps.SUnsubscribe(ctx, channels...)
+	}
+	return ps.Unsubscribe(ctx, channels...)
 }
 
 // probeLoop publishes a probe on the private channel as soon as that
@@ -426,7 +515,7 @@ func (b *Broker) sendProbe(ctx context.Context, g *generation) {
 	b.mu.Unlock()
 
 	pctx, cancel := context.WithTimeout(ctx, b.cfg.ProbeTimeout)
-	err := b.client.Publish(pctx, b.probeChannel, strconv.FormatUint(seq, 10)).Err()
+	err := b.publish(pctx, b.probeChannel, strconv.FormatUint(seq, 10))
 	cancel()
 	if ctx.Err() != nil {
 		return
