@@ -221,6 +221,9 @@ func (b *Broker) Unsubscribe(stream string) {
 // included.
 func (b *Broker) Publish(ctx context.Context, stream string, payload []byte) error {
 	if err := b.publish(ctx, b.channel(stream), payload); err != nil {
+		if b.shards != nil {
+			b.shards.reloadClientState(ctx)
+		}
 		b.stats.publishErrors.Add(1)
 		return fmt.Errorf("redis publish %q: %w", stream, err)
 	}

@@ -139,6 +139,9 @@ func (s *shardSet) refresh(ctx context.Context, deliver func(string, []byte), ac
 	changed := s.layout != "" && s.layout != layout
 	s.layout, s.mapErr = layout, nil
 	s.mu.Unlock()
+	if changed {
+		s.reloadClientState(ctx)
+	}
 	if recovered || changed {
 		s.log.Info("redis cluster slot map read", "masters", len(byAddr), "changed", changed)
 	}
@@ -254,6 +257,17 @@ func (s *shardSet) probeChannel(rs []slotRange) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// reloadClientState makes the cluster client reread the slot map in the
+// background. go-redis rereads it only every minute or after a MOVED
+// reply, and a publish to a dead master fails before either: after a
+// failover, Publish would keep dialing the dead master. Reloads in flight
+// are coalesced, so calling this after every failed Publish is cheap.
+func (s *shardSet) reloadClientState(ctx context.Context) {
+	if cc, ok := s.client.(*goredis.ClusterClient); ok {
+		cc.ReloadState(ctx)
+	}
 }
 
 // retire stops a shard's Broker, keeps its counters and closes it.

@@ -305,3 +305,89 @@ func pubFor(tb testing.TB, clients []*goredis.Client, channel string) *goredis.C
 	tb.Fatalf("no node owns the slot of %q", channel)
 	return nil
 }
+
+// TestShardedClusterFailover kills the master of a subscribed stream in a
+// cluster with a replica per master, and checks that after the replica is
+// promoted the stream is subscribed there and delivery resumes, while the
+// other masters' streams are not disturbed.
+func TestShardedClusterFailover(t *testing.T) {
+	brokertest.CheckGoroutines(t)
+	nodes := redistest.StartClusterReplicas(t, 3, 1)
+	byAddr := map[string]*redistest.Server{}
+	var seeds []string
+	for _, n := range nodes {
+		byAddr[n.Addr] = n
+		seeds = append(seeds, n.Addr)
+	}
+	prefix := redistest.UniquePrefix(t)
+	b, _ := newBrokerConfig(t, Config{ClusterAddrs: seeds, ChannelPrefix: prefix, ShardedPubSub: true})
+	r := brokertest.NewRecorder(t)
+	stop := r.Start(t, b)
+	defer stop()
+	var streams []string
+	for i := range 12 {
+		s := fmt.Sprintf("s%d", i)
+		streams = append(streams, s)
+		b.Subscribe(s)
+	}
+	for _, s := range streams {
+		brokertest.WaitFor(t, settle, "active("+s+")", func() bool { return r.Actives(s) == 1 })
+	}
+	waitHealthy(t, b)
+
+	pub := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: seeds, MaxRedirects: 8})
+	t.Cleanup(func() { _ = pub.Close() })
+	victim := streams[0]
+	slots, err := pub.ClusterSlots(context.Background()).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var master string
+	for _, cs := range slots {
+		if slot := keySlot(prefix + ":" + victim); slot >= cs.Start && slot <= cs.End {
+			master = cs.Nodes[0].Addr
+		}
+	}
+	byAddr[master].Kill()
+	killed := time.Now()
+	var healthDown time.Duration
+	deadline := killed.Add(20 * time.Second)
+	for n := 0; len(r.Messages(victim)) == 0; n++ {
+		if time.Now().After(deadline) {
+			t.Fatalf("nothing delivered %v after killing master %s; Health %v", time.Since(killed), master, b.Health(context.Background()))
+		}
+		if healthDown == 0 && b.Health(context.Background()) != nil {
+			healthDown = time.Since(killed)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		// The broker's own Publish, as /_broadcast would: it must follow
+		// the failover too.
+		_ = b.Publish(ctx, victim, []byte(fmt.Sprintf("after-%d", n)))
+		cancel()
+		time.Sleep(100 * time.Millisecond)
+	}
+	firstDelivery := time.Since(killed)
+	waitHealthy(t, b)
+	healthy := time.Since(killed)
+	if healthDown == 0 {
+		t.Error("Health never reported the dead master")
+	}
+	// Every stream, on every master, still delivers what a job publishes
+	// through its own cluster client (told of the new map, as it would
+	// learn it from a MOVED reply or its periodic reload).
+	pub.ReloadState(context.Background())
+	time.Sleep(300 * time.Millisecond) // ReloadState reloads in the background
+	for _, s := range streams {
+		if err := pub.SPublish(context.Background(), prefix+":"+s, "final").Err(); err != nil {
+			t.Fatalf("SPUBLISH %s: %v", s, err)
+		}
+	}
+	for _, s := range streams {
+		brokertest.WaitFor(t, settle, "final on "+s, func() bool {
+			m := r.Messages(s)
+			return len(m) > 0 && string(m[len(m)-1]) == "final"
+		})
+	}
+	t.Logf("master %s killed: Health failed after %v, first delivery via the promoted replica %v after, Health nil %v after",
+		master, healthDown.Round(time.Millisecond), firstDelivery.Round(time.Millisecond), healthy.Round(time.Millisecond))
+}

@@ -144,6 +144,7 @@ func newBroker(cfg config, dev bool, log *slog.Logger) (proxy.Broker, func(), er
 	if err != nil {
 		return nil, nil, err
 	}
+	redis.RouteClientLogs(log) // this process serves only this broker
 	return b, func() { _ = b.Close() }, nil
 }
 

@@ -66,6 +66,15 @@ func StartSentinel(tb testing.TB, name string, master *Server) *Server {
 // every node reports cluster_state:ok.
 func StartCluster(tb testing.TB, n int) []*Server {
 	tb.Helper()
+	return StartClusterReplicas(tb, n, 0)
+}
+
+// StartClusterReplicas is StartCluster with replicas replicas per master:
+// it returns masters*(1+replicas) nodes, and redis-cli decides which are
+// masters (ask CLUSTER SLOTS or ROLE). A replica takes over its master
+// about two seconds (cluster-node-timeout) after the master dies.
+func StartClusterReplicas(tb testing.TB, masters, replicas int) []*Server {
+	tb.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		tb.Fatalf("redistest: redis-server not found in PATH (install redis-server, e.g. apt-get install redis-server): %v", err)
@@ -74,24 +83,32 @@ func StartCluster(tb testing.TB, n int) []*Server {
 	if err != nil {
 		tb.Fatalf("redistest: redis-cli not found in PATH (install redis-tools): %v", err)
 	}
-	nodes := make([]*Server, n)
+	nodes := make([]*Server, masters*(1+replicas))
 	create := []string{"--cluster", "create"}
 	for i := range nodes {
 		nodes[i] = startServer(tb, &Server{
 			bin:     bin,
 			dir:     tb.TempDir(),
 			cluster: true,
-			args:    []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000"},
+			// No 5 s wait before a replica's first sync: a replica that
+			// never synced cannot take over.
+			args: []string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000",
+				"--repl-diskless-sync-delay", "0"},
 		})
 		create = append(create, nodes[i].Addr)
 	}
-	create = append(create, "--cluster-replicas", "0", "--cluster-yes")
+	create = append(create, "--cluster-replicas", strconv.Itoa(replicas), "--cluster-yes")
 	out, err := exec.Command(cli, create...).CombinedOutput()
 	if err != nil {
 		tb.Fatalf("redistest: redis-cli %s: %v\n%s", strings.Join(create, " "), err, out)
 	}
 	for _, s := range nodes {
 		waitInfo(tb, s.Addr, "cluster", "cluster_state:ok", startTimeout)
+	}
+	for _, s := range nodes {
+		if info, err := Info(s.Addr, "replication"); err == nil && strings.Contains(info, "role:slave") {
+			waitInfo(tb, s.Addr, "replication", "master_link_status:up", startTimeout)
+		}
 	}
 	return nodes
 }
