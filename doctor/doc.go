@@ -4,6 +4,12 @@
 // pub/sub delivery, running cablecar nodes), the Redis channels jobs really
 // publish to, and a running cablecar's /health.
 //
+// Redis is reached with the broker's own client options (URL, Sentinel or
+// Cluster; ACL users; TLS). With Sentinel, the checks run on the master the
+// sentinels name, and the report names its address; with Cluster, the
+// per-server checks run on every master, with one line per master where
+// the masters differ.
+//
 // Each check returns Results with a Status (OK, SKIP, WARN, FAIL), a message
 // and, for WARN and FAIL, what to do. Run collects them in a Report.
 //

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	redisbroker "github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/auth"
 )
 
@@ -39,13 +40,14 @@ type Config struct {
 	LoadErr error
 	// Auth is the JWT, Turbo and route settings, as auth.New takes them.
 	Auth auth.Config
-	// RedisURL is CABLECAR_REDIS_URL; "" means the in-memory broker and
-	// skips the Redis checks (default "").
+	// Redis is the CABLECAR_REDIS_* settings as the broker takes them:
+	// doctor connects exactly as the broker would (URL, Sentinel or
+	// Cluster; ACL users; TLS). When it names no Redis, RedisURL is used;
+	// when neither does, the in-memory broker is reported and the Redis
+	// checks are skipped (default: none).
+	Redis redisbroker.Config
+	// RedisURL is a short form for Redis with only URL set (default "").
 	RedisURL string
-	// RedisTopology names a Sentinel or Cluster setup ("sentinel",
-	// "cluster") that doctor cannot check yet; it then says so instead of
-	// reporting the in-memory broker (default "").
-	RedisTopology string
 	// ChannelPrefix is CABLECAR_CHANNEL_PREFIX (default "", no prefix).
 	ChannelPrefix string
 	// Listen is how long to watch Redis for broadcasts and compare their
@@ -68,19 +70,14 @@ func Run(ctx context.Context, cfg Config) *Report {
 	r := &Report{}
 	r.Add(checkSettings(cfg.LoadErr)...)
 	r.Add(checkAuth(cfg.Auth)...)
-	nodes := -1
-	switch {
-	case cfg.RedisURL == "" && cfg.RedisTopology != "":
-		r.Add(Result{Status: Warn, Check: nameRedis,
-			Message: "Redis is configured through " + cfg.RedisTopology + "; doctor checks only CABLECAR_REDIS_URL setups so far",
-			Fix:     "check that Redis with redis-cli against the current master or a cluster node, and watch /health of the running cablecar"})
-	case cfg.RedisURL == "":
+	nodes, shown := -1, ""
+	if rc := cfg.redisConfig(); rc.Configured() {
+		var rs []Result
+		rs, nodes, shown = checkRedisAll(ctx, cfg, rc)
+		r.Add(rs...)
+	} else {
 		r.Add(Result{Status: Skip, Check: nameRedis,
 			Message: "CABLECAR_REDIS_URL is not set: using the in-memory broker: single node only, and jobs cannot publish to it through Redis"})
-	default:
-		var rs []Result
-		rs, nodes = checkRedisAll(ctx, cfg)
-		r.Add(rs...)
 	}
 	if err := ctx.Err(); err != nil {
 		r.Add(Result{Status: Skip, Check: nameInterrupt, Message: "stopped before the remaining checks: " + err.Error()})
@@ -94,10 +91,20 @@ func Run(ctx context.Context, cfg Config) *Report {
 	r.Add(health)
 	if health.Status == OK && nodes == 0 {
 		r.Add(Result{Status: Warn, Check: nameHealth,
-			Message: fmt.Sprintf("it answers, but no cablecar is subscribed to %s: the running one uses another CABLECAR_REDIS_URL, or none (the in-memory broker), so jobs publishing here never reach it", redactURL(cfg.RedisURL)),
+			Message: fmt.Sprintf("it answers, but no cablecar is subscribed to %s: the running one uses another CABLECAR_REDIS_URL, or none (the in-memory broker), so jobs publishing here never reach it", shown),
 			Fix:     "give the running cablecar the CABLECAR_REDIS_URL your jobs publish to, and restart it"})
 	}
 	return r
+}
+
+// redisConfig returns the Redis settings to check: Redis, or RedisURL
+// when Redis names none.
+func (cfg Config) redisConfig() redisbroker.Config {
+	rc := cfg.Redis
+	if !rc.Configured() && cfg.RedisURL != "" {
+		rc.URL = cfg.RedisURL
+	}
+	return rc
 }
 
 // checkSettings reports whether the settings parsed; one FAIL per problem.

@@ -14,6 +14,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	redisbroker "github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/rails"
 )
 
@@ -39,38 +40,61 @@ const minRedisMajor = 6
 // submatch is the node's prefix.
 var probeChannel = regexp.MustCompile(`^(?:(.*):)?cablecar/probe/[0-9a-f]{16}$`)
 
-// newRedisClient returns a client for rawURL that fails fast: one dial, no
-// retries, every command within redisTimeout.
-func newRedisClient(rawURL string) (*goredis.Client, error) {
-	opts, err := goredis.ParseURL(rawURL)
-	if err != nil {
-		return nil, urlErrReason(err)
-	}
-	opts.ClientName = "cablecar-doctor"
-	opts.DialTimeout = redisTimeout
-	opts.ReadTimeout = redisTimeout
-	opts.WriteTimeout = redisTimeout
-	opts.MaxRetries = -1
-	opts.DialerRetries = 1
-	return goredis.NewClient(opts), nil
-}
+// clientName labels doctor's connections in CLIENT LIST.
+const clientName = "cablecar-doctor"
 
 // skipTraffic stands for the traffic watch when Redis cannot be reached.
 var skipTraffic = Result{Status: Skip, Check: nameTraffic, Message: "Redis is unreachable"}
 
-// checkRedisAll runs the Redis checks and the traffic watch. nodes is how
-// many running cablecar nodes are subscribed to this Redis, or -1 when
-// unknown.
-func checkRedisAll(ctx context.Context, cfg Config) (results []Result, nodes int) {
-	shown := redactURL(cfg.RedisURL)
-	client, err := newRedisClient(cfg.RedisURL)
+// target is the Redis a check talks to, as the report names it, and where
+// its settings live, for the fixes.
+type target struct {
+	shown string // redacted URL, "master m at host:port (Sentinel …)" or a cluster node
+	creds string // the variables holding the user and password
+	url   bool   // CABLECAR_REDIS_URL mode: the fixes keep their URL wording
+}
+
+// checkRedisAll runs the Redis checks and the traffic watch on rc with the
+// broker's own client options. nodes is how many running cablecar nodes
+// are subscribed to this Redis, or -1 when unknown; shown names the Redis
+// for later messages.
+func checkRedisAll(ctx context.Context, cfg Config, rc redisbroker.Config) (results []Result, nodes int, shown string) {
+	shown = redisShown(rc)
+	client, err := rc.NewClient(clientName)
 	if err != nil {
-		return []Result{{Status: Fail, Check: nameRedis, Message: "CABLECAR_REDIS_URL: " + err.Error(),
-			Fix: "write it as redis://[user:password@]host:port[/db], or rediss://… for TLS"}, skipTraffic}, -1
+		for _, msg := range errorLines(err) {
+			fix := "fix the variable named here (README: Settings)"
+			if strings.HasPrefix(msg, "CABLECAR_REDIS_URL:") {
+				fix = "write it as redis://[user:password@]host:port[/db], or rediss://… for TLS"
+			}
+			results = append(results, Result{Status: Fail, Check: nameRedis, Message: msg, Fix: fix})
+		}
+		return append(results, skipTraffic), -1, shown
 	}
 	defer client.Close()
+	switch c := client.(type) {
+	case *goredis.ClusterClient:
+		results, nodes = checkCluster(ctx, cfg, rc, c)
+		return results, nodes, shown
+	case *goredis.Client:
+		t := target{shown: shown, creds: "CABLECAR_REDIS_URL", url: true}
+		if rc.URL == "" { // Sentinel: a failover client
+			var fail *Result
+			if t, fail = sentinelTarget(ctx, rc); fail != nil {
+				return []Result{*fail, skipTraffic}, -1, shown
+			}
+			shown = t.shown
+		}
+		results, nodes = checkServer(ctx, cfg, c, t)
+		return results, nodes, shown
+	}
+	return []Result{{Status: Fail, Check: nameRedis, Message: fmt.Sprintf("unexpected client %T", client)}, skipTraffic}, -1, shown
+}
 
-	reach, server, infoErr := checkReachable(ctx, client, shown)
+// checkServer runs the checks on one Redis server (a URL's, or the master
+// the sentinels name) and the traffic watch.
+func checkServer(ctx context.Context, cfg Config, client *goredis.Client, t target) (results []Result, nodes int) {
+	reach, server, infoErr := checkReachable(ctx, client, t)
 	results = append(results, reach)
 	if reach.Status == Fail {
 		return append(results, skipTraffic), -1
@@ -80,36 +104,66 @@ func checkRedisAll(ctx context.Context, cfg Config) (results []Result, nodes int
 	}
 	results = append(results, checkMemory(ctx, client)...)
 	results = append(results, checkRoundTrip(ctx, client, cfg.ChannelPrefix))
-	nodeResults, nodes := checkNodes(ctx, client, cfg.ChannelPrefix)
+	nodeResults, nodes := checkNodes(ctx, serverChannels(client), cfg.ChannelPrefix)
 	results = append(results, nodeResults...)
-	results = append(results, checkTrafficFor(ctx, client, cfg, shown)...)
+	results = append(results, checkTrafficFor(ctx, client, cfg, t.shown)...)
 	return results, nodes
 }
 
+// serverChannels lists one server's pub/sub channels.
+func serverChannels(c *goredis.Client) channelLister {
+	return func(ctx context.Context, pattern string) ([]string, error) {
+		return c.PubSubChannels(ctx, pattern).Result()
+	}
+}
+
+// redisShown names rc's Redis without passwords: the redacted URL, or the
+// seed addresses.
+func redisShown(rc redisbroker.Config) string {
+	switch {
+	case rc.URL != "":
+		return redactURL(rc.URL)
+	case len(rc.Sentinels) > 0:
+		return "Sentinel " + strings.Join(rc.Sentinels, ", ")
+	}
+	return "Redis Cluster " + strings.Join(rc.ClusterAddrs, ", ")
+}
+
 // checkReachable PINGs Redis and reads INFO server.
-func checkReachable(ctx context.Context, c *goredis.Client, shown string) (Result, map[string]string, error) {
+func checkReachable(ctx context.Context, c *goredis.Client, t target) (Result, map[string]string, error) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
 	if err := c.Ping(ctx).Err(); err != nil {
-		return Result{Status: Fail, Check: nameRedis, Message: fmt.Sprintf("%s: %v", shown, err), Fix: reachFix(err)}, nil, err
+		return Result{Status: Fail, Check: nameRedis, Message: fmt.Sprintf("%s: %v", t.shown, err), Fix: reachFix(err, t)}, nil, err
 	}
 	server, err := info(ctx, c, "server")
 	if err != nil {
-		return Result{Status: OK, Check: nameRedis, Message: shown}, nil, err
+		return Result{Status: OK, Check: nameRedis, Message: t.shown}, nil, err
 	}
-	return Result{Status: OK, Check: nameRedis, Message: fmt.Sprintf("%s (%s)", shown, serverName(server))}, server, nil
+	return Result{Status: OK, Check: nameRedis, Message: fmt.Sprintf("%s (%s)", t.shown, serverName(server))}, server, nil
 }
 
-// reachFix says what to do about a failed PING.
-func reachFix(err error) string {
+// reachFix says what to do about a failed PING of t.
+func reachFix(err error, t target) string {
 	msg := err.Error()
 	switch {
 	case strings.Contains(msg, "WRONGPASS"), strings.Contains(msg, "NOAUTH"), strings.Contains(msg, "invalid password"):
-		return "the user or password in CABLECAR_REDIS_URL is wrong (redis://user:password@host:port/db)"
+		if t.url {
+			return "the user or password in CABLECAR_REDIS_URL is wrong (redis://user:password@host:port/db)"
+		}
+		return "the user or password in " + t.creds + " is wrong"
+	case strings.Contains(msg, "x509:"):
+		return "the server's TLS certificate is not trusted here: set CABLECAR_REDIS_TLS_CA_FILE to the PEM bundle of the CA that signed it; the certificate must name the host dialled"
 	case strings.Contains(msg, "tls"), strings.Contains(msg, "TLS"), strings.Contains(msg, "EOF"):
-		return "check the scheme: rediss:// for TLS (most managed Redis), redis:// for plain TCP"
+		if t.url {
+			return "check the scheme: rediss:// for TLS (most managed Redis), redis:// for plain TCP"
+		}
+		return "check CABLECAR_REDIS_TLS: true for TLS, false for plain TCP"
 	}
-	return "check CABLECAR_REDIS_URL (host, port, password, rediss:// for TLS), that Redis is running and that this host may reach it: redis-cli -u \"$CABLECAR_REDIS_URL\" PING"
+	if t.url {
+		return "check CABLECAR_REDIS_URL (host, port, password, rediss:// for TLS), that Redis is running and that this host may reach it: redis-cli -u \"$CABLECAR_REDIS_URL\" PING"
+	}
+	return "check that Redis is running at " + t.shown + " and that this host may reach it, and " + t.creds + " and CABLECAR_REDIS_TLS"
 }
 
 // info runs INFO section and returns its key:value lines.
@@ -277,7 +331,7 @@ func byteSize(n int64) string {
 
 // checkRoundTrip subscribes to a private channel, publishes on it and waits
 // for the message, as a running cablecar's probe does.
-func checkRoundTrip(ctx context.Context, c *goredis.Client, prefix string) Result {
+func checkRoundTrip(ctx context.Context, c goredis.UniversalClient, prefix string) Result {
 	var id [8]byte
 	_, _ = rand.Read(id[:])
 	channel := rails.RedisChannel(prefix, "cablecar/probe/doctor-"+hex.EncodeToString(id[:]))
@@ -327,13 +381,17 @@ func receive[T any](ctx context.Context, ps *goredis.PubSub, timeout time.Durati
 	}
 }
 
-// nameNodes finds the running cablecar nodes on this Redis by their probe
+// channelLister lists the active pub/sub channels matching a pattern, as
+// PUBSUB CHANNELS does, over every server that holds subscriptions.
+type channelLister func(ctx context.Context, pattern string) ([]string, error)
+
+// checkNodes finds the running cablecar nodes on this Redis by their probe
 // channels and compares their prefixes with ours. nodes is -1 when PUBSUB
 // CHANNELS is not available.
-func checkNodes(ctx context.Context, c *goredis.Client, prefix string) (results []Result, nodes int) {
+func checkNodes(ctx context.Context, list channelLister, prefix string) (results []Result, nodes int) {
 	ctx, cancel := context.WithTimeout(ctx, redisTimeout)
 	defer cancel()
-	channels, err := c.PubSubChannels(ctx, "*cablecar/probe/*").Result()
+	channels, err := list(ctx, "*cablecar/probe/*")
 	if err != nil {
 		return []Result{{Status: Skip, Check: nameNodes, Message: "cannot list pub/sub channels: " + err.Error()}}, -1
 	}
@@ -351,7 +409,7 @@ func checkNodes(ctx context.Context, c *goredis.Client, prefix string) (results 
 	if n := byPrefix[prefix]; n > 0 {
 		msg := fmt.Sprintf("%s subscribed with %s", plural(n, "running node"), prefixSetting(prefix))
 		if prefix != "" {
-			if streams, err := c.PubSubChannels(ctx, globEscape(prefix)+":*").Result(); err == nil {
+			if streams, err := list(ctx, globEscape(prefix)+":*"); err == nil {
 				msg += fmt.Sprintf(", %s in use", plural(len(streams)-countProbes(streams), "stream"))
 			}
 		}

@@ -1,7 +1,6 @@
 package doctor
 
 import (
-	"context"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -78,14 +77,5 @@ func TestReportJSON(t *testing.T) {
 	b.Reset()
 	if err := (&Report{}).WriteJSON(&b); err != nil || !strings.Contains(b.String(), `"results": []`) {
 		t.Errorf("empty report: %v %s", err, b.String())
-	}
-}
-
-// A Sentinel or Cluster setup is not mistaken for the in-memory broker.
-func TestRunSaysWhenRedisTopologyIsNotChecked(t *testing.T) {
-	r := Run(context.Background(), Config{RedisTopology: "Sentinel (CABLECAR_REDIS_SENTINELS)"})
-	found := r.Find(nameRedis)
-	if len(found) != 1 || found[0].Status != Warn || !strings.Contains(found[0].Message, "Sentinel") {
-		t.Errorf("redis lines %+v, want one WARN naming Sentinel", found)
 	}
 }

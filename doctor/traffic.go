@@ -191,7 +191,7 @@ func (t *tally) add(channel, payload string) {
 
 // checkTrafficFor watches Redis for cfg.Listen and reports whether the
 // broadcasts' channels match cfg.ChannelPrefix.
-func checkTrafficFor(ctx context.Context, c *goredis.Client, cfg Config, shown string) []Result {
+func checkTrafficFor(ctx context.Context, c goredis.UniversalClient, cfg Config, shown string) []Result {
 	if cfg.Listen <= 0 {
 		return []Result{{Status: Skip, Check: nameTraffic, Message: "not watching (listen time 0)"}}
 	}
@@ -204,7 +204,7 @@ func checkTrafficFor(ctx context.Context, c *goredis.Client, cfg Config, shown s
 
 // watch PSUBSCRIBEs to every channel for d and tallies what arrives. It is a
 // diagnostic: cablecar itself only ever SUBSCRIBEs to exact channels.
-func watch(ctx context.Context, c *goredis.Client, prefix string, d time.Duration) (*tally, error) {
+func watch(ctx context.Context, c goredis.UniversalClient, prefix string, d time.Duration) (*tally, error) {
 	t := newTally(prefix)
 	ps := c.PSubscribe(ctx)
 	defer ps.Close()

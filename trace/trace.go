@@ -2,10 +2,13 @@
 // with its time, size and a preview, and how many subscribers the running
 // sidecar delivered it to.
 //
-// Broadcasts are read from Redis (the same SUBSCRIBE the sidecar makes),
-// so a message on a stream nobody subscribes to still shows up, with 0
-// deliveries: the classic wrong-stream-name bug. Delivery counts come from
-// the sidecar's admin event stream (docs/admin-api.md).
+// Broadcasts are read from Redis (the same SUBSCRIBE the sidecar makes,
+// through the same client: a URL, the master Sentinel names, or any
+// Cluster node, which hears a classic PUBLISH on every node), so a message
+// on a stream nobody subscribes to still shows up, with 0 deliveries: the
+// classic wrong-stream-name bug. Delivery counts come from the sidecar's
+// admin event stream (docs/admin-api.md). With sharded pub/sub the
+// broadcasts themselves come from that stream too.
 package trace
 
 import (
@@ -20,14 +23,23 @@ import (
 	"time"
 	"unicode/utf8"
 
-	goredis "github.com/redis/go-redis/v9"
+	redisbroker "github.com/cablecar/cablecar/adapters/redis"
 )
 
 // Options says what to follow and where.
 type Options struct {
-	Streams  []string
-	RedisURL string // when empty, broadcasts are read from the admin events alone
+	Streams []string
+	// Redis is the CABLECAR_REDIS_* settings; broadcasts are read through
+	// the same client the broker would use (URL, Sentinel or Cluster, ACL
+	// users, TLS). With ShardedPubSub, or when it names no Redis (and
+	// RedisURL is empty), broadcasts are read from the admin events alone.
+	Redis redisbroker.Config
+	// RedisURL is a short form for Redis with only URL set.
+	RedisURL string
 	Prefix   string // CABLECAR_CHANNEL_PREFIX
+	// Notes, when set, gets a line saying where broadcasts are read from
+	// when that is not Redis (default nil: silent).
+	Notes io.Writer
 	// AdminURL is the sidecar's admin listener, e.g. http://127.0.0.1:9090.
 	AdminURL   string
 	AdminToken string
@@ -67,21 +79,44 @@ func Run(ctx context.Context, opts Options, out io.Writer, ready chan<- struct{}
 	deliveries := make(chan delivery, 256)
 	adminOK := opts.AdminURL != "" && followAdmin(ctx, opts, want, deliveries) == nil
 	p := &printer{out: out, json: opts.JSON}
-	if opts.RedisURL == "" {
+	rc := opts.redisConfig()
+	switch {
+	case !rc.Configured():
 		if !adminOK {
 			return fmt.Errorf("nothing to trace from: set CABLECAR_REDIS_URL, or run against a sidecar whose admin listener answers at %s", opts.AdminURL)
 		}
-		signal(ready)
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case d := <-deliveries:
-				p.print(Line{At: time.Now(), Stream: d.Stream, Bytes: d.Bytes, Delivered: d.Delivered, Preview: d.Preview})
-			}
+	case rc.ShardedPubSub:
+		// A sharded channel is heard only with SSUBSCRIBE on the shard
+		// that owns its slot; the admin events already have every
+		// broadcast the sidecar saw.
+		if !adminOK {
+			return fmt.Errorf("CABLECAR_REDIS_SHARDED_PUBSUB=true: trace reads broadcasts from the sidecar's admin event stream then, and none answers at %s", opts.AdminURL)
+		}
+		if opts.Notes != nil {
+			fmt.Fprintln(opts.Notes, "CABLECAR_REDIS_SHARDED_PUBSUB=true: reading broadcasts from the sidecar's admin event stream, not Redis, so broadcasts no sidecar received do not show")
+		}
+	default:
+		return followRedis(ctx, opts, rc, adminOK, deliveries, p, ready)
+	}
+	signal(ready)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case d := <-deliveries:
+			p.print(Line{At: time.Now(), Stream: d.Stream, Bytes: d.Bytes, Delivered: d.Delivered, Preview: d.Preview})
 		}
 	}
-	return followRedis(ctx, opts, adminOK, deliveries, p, ready)
+}
+
+// redisConfig returns the Redis settings to read: Redis, or RedisURL when
+// Redis names none.
+func (opts Options) redisConfig() redisbroker.Config {
+	rc := opts.Redis
+	if !rc.Configured() && opts.RedisURL != "" {
+		rc.URL = opts.RedisURL
+	}
+	return rc
 }
 
 func signal(ready chan<- struct{}) {
@@ -91,13 +126,13 @@ func signal(ready chan<- struct{}) {
 }
 
 // followRedis subscribes to the streams and matches each message with the
-// sidecar's report of the same broadcast.
-func followRedis(ctx context.Context, opts Options, adminOK bool, deliveries <-chan delivery, p *printer, ready chan<- struct{}) error {
-	ro, err := goredis.ParseURL(opts.RedisURL)
+// sidecar's report of the same broadcast. With Cluster, the classic
+// SUBSCRIBE lands on one node, which hears a PUBLISH on any node.
+func followRedis(ctx context.Context, opts Options, rc redisbroker.Config, adminOK bool, deliveries <-chan delivery, p *printer, ready chan<- struct{}) error {
+	rdb, err := rc.NewClient("cablecar-trace")
 	if err != nil {
-		return fmt.Errorf("CABLECAR_REDIS_URL: %v", strings.ReplaceAll(err.Error(), opts.RedisURL, "…"))
+		return err // the settings' errors name their variables, without passwords
 	}
-	rdb := goredis.NewClient(ro)
 	defer rdb.Close()
 	channels := make([]string, len(opts.Streams))
 	for i, s := range opts.Streams {

@@ -1,10 +1,14 @@
 package redis
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"strings"
 	"time"
 
@@ -45,9 +49,25 @@ type Config struct {
 	// cluster nodes. With URL, put the password in the URL instead
 	// (default none).
 	Password string `env:"REDIS_PASSWORD"`
+	// Username is the Redis 6 ACL user for the master (Sentinel mode) or
+	// the cluster nodes, with Password. With URL, put the user in the URL
+	// instead (default none: Redis's default user).
+	Username string `env:"REDIS_USERNAME"`
 	// SentinelPassword authenticates to the sentinels themselves, when
 	// they require it (default none).
 	SentinelPassword string `env:"REDIS_SENTINEL_PASSWORD"`
+	// SentinelUsername is the ACL user for the sentinels themselves, with
+	// SentinelPassword (default none).
+	SentinelUsername string `env:"REDIS_SENTINEL_USERNAME"`
+	// TLS turns on TLS for Sentinel and Cluster mode: to the sentinels and
+	// the master alike, or to every cluster node. The certificate is
+	// always verified, against the host of the address dialled. With URL,
+	// use a rediss:// URL instead (default false).
+	TLS bool `env:"REDIS_TLS"`
+	// TLSCAFile is a PEM file of the CA certificates that verify the
+	// servers, for a private CA; it applies to rediss:// URLs and to TLS.
+	// Read once, by New (default none: the system's roots).
+	TLSCAFile string `env:"REDIS_TLS_CA_FILE"`
 	// ShardedPubSub switches to Redis 7 sharded pub/sub: SSUBSCRIBE to
 	// listen and SPUBLISH to publish. A sharded channel lives only on the
 	// shard that owns its slot, so publishers must use SPUBLISH too; Rails'
@@ -107,7 +127,8 @@ type clientOptions struct {
 }
 
 // options checks c (defaults applied) and returns go-redis options for it.
-// Every problem is reported at once.
+// Every problem is reported at once (errors.Join drops the nil errors
+// appended along the way).
 func (c Config) options() (clientOptions, error) {
 	var errs []error
 	sentinels, cluster := cleanList(c.Sentinels), cleanList(c.ClusterAddrs)
@@ -125,32 +146,31 @@ func (c Config) options() (clientOptions, error) {
 		errs = append(errs, errors.New("set only one of CABLECAR_REDIS_URL, CABLECAR_REDIS_SENTINELS and CABLECAR_REDIS_CLUSTER_ADDRS"))
 	case c.URL != "":
 		var err error
-		if opts.simple, err = goredis.ParseURL(c.URL); err != nil {
-			// url.Error repeats the whole URL, password included: keep
-			// only its reason.
-			var ue *url.Error
-			if errors.As(err, &ue) {
-				err = ue.Err
-			}
-			errs = append(errs, fmt.Errorf("CABLECAR_REDIS_URL: %w (want redis://[user:password@]host:port[/db] or rediss://…)", err))
-		}
-		if c.Password != "" {
-			errs = append(errs, errors.New("CABLECAR_REDIS_PASSWORD: not used with CABLECAR_REDIS_URL; put the password in the URL"))
-		}
+		opts.simple, err = c.urlOptions()
+		errs = append(errs, err)
 	case len(sentinels) > 0:
 		errs = append(errs, checkAddrs("CABLECAR_REDIS_SENTINELS", sentinels)...)
+		tlsConfig, err := c.tlsConfig()
+		errs = append(errs, err)
 		opts.universal = &goredis.UniversalOptions{
 			Addrs:            sentinels,
 			MasterName:       c.MasterName,
+			Username:         c.Username,
 			Password:         c.Password,
+			SentinelUsername: c.SentinelUsername,
 			SentinelPassword: c.SentinelPassword,
+			TLSConfig:        tlsConfig,
 		}
 	default:
 		errs = append(errs, checkAddrs("CABLECAR_REDIS_CLUSTER_ADDRS", cluster)...)
+		tlsConfig, err := c.tlsConfig()
+		errs = append(errs, err)
 		opts.universal = &goredis.UniversalOptions{
 			Addrs:         cluster,
 			IsClusterMode: true,
+			Username:      c.Username,
 			Password:      c.Password,
+			TLSConfig:     tlsConfig,
 		}
 	}
 	if len(sentinels) > 0 && c.MasterName == "" {
@@ -161,6 +181,9 @@ func (c Config) options() (clientOptions, error) {
 	}
 	if len(sentinels) == 0 && c.SentinelPassword != "" {
 		errs = append(errs, errors.New("CABLECAR_REDIS_SENTINEL_PASSWORD: only used with CABLECAR_REDIS_SENTINELS"))
+	}
+	if len(sentinels) == 0 && c.SentinelUsername != "" {
+		errs = append(errs, errors.New("CABLECAR_REDIS_SENTINEL_USERNAME: only used with CABLECAR_REDIS_SENTINELS"))
 	}
 	if c.ProbeInterval < 0 || c.ProbeTimeout < 0 {
 		errs = append(errs, errors.New("redis: probe interval and timeout must not be negative"))
@@ -193,6 +216,133 @@ func (o clientOptions) newClient(name string) goredis.UniversalClient {
 		return goredis.NewClusterClient(u.Cluster())
 	}
 	return goredis.NewFailoverClient(u.Failover())
+}
+
+// NewClient checks c and returns go-redis's client for its mode, with the
+// broker's options (topology, ACL users, TLS) and connections named name in
+// CLIENT LIST. It is for tools, such as `cablecar doctor` and `cablecar
+// trace`, that must reach Redis exactly as the broker would. The client is
+// a *goredis.Client for URL and Sentinel mode and a *goredis.ClusterClient
+// for Cluster mode. The caller closes it.
+func (c Config) NewClient(name string) (goredis.UniversalClient, error) {
+	opts, err := c.withDefaults().options()
+	if err != nil {
+		return nil, err
+	}
+	return opts.newClient(name), nil
+}
+
+// SentinelMaster asks the sentinels, in order, for the address of the
+// master named MasterName, as the failover client does on each dial, and
+// returns the first answer. It uses the sentinels' user, password and TLS
+// settings. c must be in Sentinel mode.
+func (c Config) SentinelMaster(ctx context.Context) (string, error) {
+	opts, err := c.withDefaults().options()
+	if err != nil {
+		return "", err
+	}
+	if opts.universal == nil || opts.universal.MasterName == "" {
+		return "", errors.New("redis: not in Sentinel mode (CABLECAR_REDIS_SENTINELS)")
+	}
+	fo := opts.universal.Failover()
+	var errs []error
+	for _, addr := range fo.SentinelAddrs {
+		s := goredis.NewSentinelClient(&goredis.Options{
+			Addr:          addr,
+			Username:      fo.SentinelUsername,
+			Password:      fo.SentinelPassword,
+			TLSConfig:     fo.TLSConfig,
+			MaxRetries:    -1,
+			DialerRetries: 1,
+		})
+		hostPort, err := s.GetMasterAddrByName(ctx, fo.MasterName).Result()
+		_ = s.Close()
+		if err == nil && len(hostPort) == 2 {
+			return net.JoinHostPort(hostPort[0], hostPort[1]), nil
+		}
+		switch {
+		case errors.Is(err, goredis.Nil):
+			err = errors.New("it monitors no master of that name")
+		case err == nil:
+			err = fmt.Errorf("unexpected reply %q", hostPort)
+		}
+		errs = append(errs, fmt.Errorf("sentinel %s: %w", addr, err))
+	}
+	return "", fmt.Errorf("redis: no sentinel named the master %q: %w", fo.MasterName, errors.Join(errs...))
+}
+
+// urlOptions parses URL and applies TLSCAFile to a rediss:// URL. Username,
+// Password and TLS belong in the URL, so setting them as well is an error.
+func (c Config) urlOptions() (*goredis.Options, error) {
+	var errs []error
+	opts, err := goredis.ParseURL(c.URL)
+	if err != nil {
+		// url.Error repeats the whole URL, password included: keep
+		// only its reason.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		errs = append(errs, fmt.Errorf("CABLECAR_REDIS_URL: %w (want redis://[user:password@]host:port[/db] or rediss://…)", err))
+	}
+	if c.Password != "" {
+		errs = append(errs, errors.New("CABLECAR_REDIS_PASSWORD: not used with CABLECAR_REDIS_URL; put the password in the URL"))
+	}
+	if c.Username != "" {
+		errs = append(errs, errors.New("CABLECAR_REDIS_USERNAME: not used with CABLECAR_REDIS_URL; put the user in the URL (redis://user:password@host:port)"))
+	}
+	if c.TLS {
+		errs = append(errs, errors.New("CABLECAR_REDIS_TLS: not used with CABLECAR_REDIS_URL; use a rediss:// URL for TLS"))
+	}
+	if c.TLSCAFile != "" && opts != nil {
+		if opts.TLSConfig == nil {
+			errs = append(errs, errors.New("CABLECAR_REDIS_TLS_CA_FILE: CABLECAR_REDIS_URL is redis:// (no TLS); use a rediss:// URL"))
+		} else if pool, err := c.caPool(); err != nil {
+			errs = append(errs, err)
+		} else {
+			opts.TLSConfig.RootCAs = pool
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, err
+	}
+	return opts, nil
+}
+
+// tlsConfig returns the TLS settings of Sentinel and Cluster mode: nil
+// without TLS. ServerName stays empty on purpose: crypto/tls then verifies
+// each server against the host of the address dialled, which is right for
+// every sentinel, every master a sentinel names and every cluster node.
+func (c Config) tlsConfig() (*tls.Config, error) {
+	if !c.TLS {
+		if c.TLSCAFile != "" {
+			return nil, errors.New("CABLECAR_REDIS_TLS_CA_FILE: only used with CABLECAR_REDIS_TLS=true or a rediss:// CABLECAR_REDIS_URL")
+		}
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if c.TLSCAFile != "" {
+		pool, err := c.caPool()
+		if err != nil {
+			return nil, err
+		}
+		cfg.RootCAs = pool
+	}
+	return cfg, nil
+}
+
+// caPool reads TLSCAFile into a pool of its own: with a private CA, the
+// system's roots are not wanted.
+func (c Config) caPool() (*x509.CertPool, error) {
+	pem, err := os.ReadFile(c.TLSCAFile)
+	if err != nil {
+		return nil, fmt.Errorf("CABLECAR_REDIS_TLS_CA_FILE: %w", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("CABLECAR_REDIS_TLS_CA_FILE: %s holds no PEM certificate", c.TLSCAFile)
+	}
+	return pool, nil
 }
 
 // cleanList trims the entries of a comma-separated setting and drops empty

@@ -39,8 +39,7 @@ func doctor(ctx context.Context, args []string, stdout io.Writer) error {
 	dcfg := diag.Config{
 		LoadErr:       loadErr,
 		Auth:          cfg.Auth,
-		RedisURL:      cfg.Redis.URL,
-		RedisTopology: redisTopology(cfg),
+		Redis:         cfg.Redis,
 		ChannelPrefix: cfg.Redis.ChannelPrefix,
 		Listen:        *listen,
 		HealthURL:     baseURL(*healthURL, cfg.Proxy.Addr),
@@ -65,15 +64,4 @@ func doctor(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%d checks failed", n)
 	}
 	return nil
-}
-
-// redisTopology names a Sentinel or Cluster setup for doctor.
-func redisTopology(cfg config) string {
-	switch {
-	case len(cfg.Redis.Sentinels) > 0:
-		return "Sentinel (CABLECAR_REDIS_SENTINELS)"
-	case len(cfg.Redis.ClusterAddrs) > 0:
-		return "Redis Cluster (CABLECAR_REDIS_CLUSTER_ADDRS)"
-	}
-	return ""
 }

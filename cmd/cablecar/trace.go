@@ -55,8 +55,8 @@ func traceCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		case <-ctx.Done():
 		}
 	}()
-	return trace.Run(ctx, trace.Options{Streams: streams, RedisURL: cfg.Redis.URL, Prefix: cfg.Redis.ChannelPrefix,
-		AdminURL: *adminURL, AdminToken: cfg.Admin.Token, JSON: *asJSON}, stdout, ready)
+	return trace.Run(ctx, trace.Options{Streams: streams, Redis: cfg.Redis, Prefix: cfg.Redis.ChannelPrefix,
+		AdminURL: *adminURL, AdminToken: cfg.Admin.Token, JSON: *asJSON, Notes: stderr}, stdout, ready)
 }
 
 // adminHostPort turns a listen address into one to dial.
