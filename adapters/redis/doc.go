@@ -26,9 +26,28 @@
 // Cluster, the PubSub connects to the master of the probe channel's slot;
 // classic PUBLISH on any node is forwarded over the cluster bus to every
 // node, so one subscriber connection hears the whole cluster, as Rails'
-// adapter assumes. The probe proves exactly that path. Sharded pub/sub
-// (SSUBSCRIBE) is not used: it would need a subscriber connection per
-// shard.
+// adapter assumes. The probe proves exactly that path. TLS and ACL users
+// apply to every mode: in the URL (rediss://user:password@…), or through
+// Username, Password, TLS and TLSCAFile for Sentinel and Cluster.
+//
+// # Sharded pub/sub
+//
+// With ShardedPubSub the broker listens with SSUBSCRIBE and publishes with
+// SPUBLISH. On a single server or behind Sentinel that changes only the
+// commands. On a Cluster a shard channel is delivered only by the master
+// owning its slot, so one connection no longer hears everything: a
+// shardSet (shard.go) keeps one inner Broker per master, each with its own
+// subscriber connection and a probe channel whose hash tag puts it in that
+// master's slots, and places each stream on the master of its slot. It
+// reads CLUSTER SLOTS every ProbeInterval; when the map changes it starts
+// Brokers for new masters, moves the streams whose slot changed owner
+// (subscribing on the new master before the old one is let go) and
+// retires masters that are gone. Redis also ends a shard subscription on
+// its own, with an unasked SUNSUBSCRIBE, when the slot moves; the inner
+// Broker tells the set, which reads the map at once. SSUBSCRIBE and
+// SUNSUBSCRIBE refuse channels of different slots in one command, so
+// batches are grouped by slot (slot.go computes CRC16 as CLUSTER KEYSLOT
+// does).
 //
 // # Desired state, sent state
 //
