@@ -63,6 +63,7 @@ type Broker struct {
 	lostAt    time.Time
 	announce  bool // log "reconnected" once the resubscription is acknowledged
 	probe     probeState
+	lag       lagState
 
 	stats counters
 }
@@ -74,6 +75,13 @@ type probeState struct {
 	outstanding []sentProbe // published (or being published), not yet back; oldest first
 	lastBack    time.Time   // when a probe last came back
 	publishErr  error       // from the newest probe PUBLISH, if it failed
+}
+
+// lagState tracks a connection that delivers, but behind: its probes wait
+// behind a backlog. Guarded by Broker.mu; reset when a probe comes back.
+type lagState struct {
+	since     time.Time // when the overdue probe was sent; zero when not lagging
+	announced bool      // the lag was logged
 }
 
 // sentProbe is one probe on its way.
@@ -281,7 +289,10 @@ func (b *Broker) Stats() Stats {
 // probeLateLocked returns an ErrProbeLate error if the probes show the
 // current connection no longer delivers: a probe is overdue, or none has
 // come back for longer than one interval plus the timeout (no probe was
-// even sent).
+// even sent), and nothing at all was read from the connection for the
+// probe timeout. A connection still being read is behind, not wedged: its
+// probe waits behind a backlog the hub has yet to take (a saturated CPU),
+// and replacing it would throw that backlog away. It is recorded as lag.
 func (b *Broker) probeLateLocked(now time.Time) error {
 	p := &b.probe
 	late := len(p.outstanding) > 0 && now.Sub(p.outstanding[0].at) > b.cfg.ProbeTimeout
@@ -291,10 +302,26 @@ func (b *Broker) probeLateLocked(now time.Time) error {
 	if !late {
 		return nil
 	}
+	if g := b.gen; g != nil && now.Sub(time.Unix(0, g.lastRecv.Load())) <= b.cfg.ProbeTimeout {
+		if b.lag.since.IsZero() && len(p.outstanding) > 0 {
+			b.lag.since = p.outstanding[0].at
+		}
+		return nil
+	}
 	if p.publishErr != nil {
 		return fmt.Errorf("%w for %v (publishing the probe failed: %v)", ErrProbeLate, b.cfg.ProbeTimeout, p.publishErr)
 	}
 	return fmt.Errorf("%w for %v", ErrProbeLate, b.cfg.ProbeTimeout)
+}
+
+// takeLagLocked returns, once per episode of lag, how far behind the
+// overdue probe is; otherwise 0.
+func (b *Broker) takeLagLocked() time.Duration {
+	if b.lag.since.IsZero() || b.lag.announced {
+		return 0
+	}
+	b.lag.announced = true
+	return time.Since(b.lag.since)
 }
 
 // publish sends payload on channel with PUBLISH, or SPUBLISH when sharded.

@@ -84,7 +84,14 @@
 // broker publishes a sequence number on its probe channel through the normal
 // client, and Health is nil only while those probes come back through the
 // subscriber connection. A probe missing for ProbeTimeout makes Health say
-// "redis: pub/sub probe not received for 3s" and replaces the connection.
+// "redis: pub/sub probe not received for 3s" and replaces the connection,
+// unless the connection is still being read: under a saturated CPU the
+// probe waits behind a backlog of messages the hub has yet to take, and
+// replacing the connection would throw that backlog away. Such lag is
+// logged once ("redis subscriber lagging") and Health stays nil; Redis's
+// own client-output-buffer-limit for pub/sub bounds how far behind a node
+// may fall before Redis disconnects it, which the broker then logs and
+// recovers from like any other loss.
 // Probes are never passed to the hub. Until the first probe returns, Health
 // says "redis: not connected yet".
 //

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -29,7 +30,8 @@ type generation struct {
 
 	probeAcked     chan struct{} // closed when SUBSCRIBE of the probe channel is acknowledged
 	probeAckedOnce sync.Once
-	errc           chan error // capacity 1: the first error ends the generation
+	lastRecv       atomic.Int64 // UnixNano of the last reply or message read from ps
+	errc           chan error   // capacity 1: the first error ends the generation
 	wg             sync.WaitGroup
 }
 
@@ -123,6 +125,7 @@ func (b *Broker) runGeneration(ctx context.Context, deliver func(string, []byte)
 		errc:       make(chan error, 1),
 	}
 	now := time.Now()
+	g.lastRecv.Store(now.UnixNano())
 	b.mu.Lock()
 	b.gen = g
 	clear(b.sent)
@@ -136,6 +139,7 @@ func (b *Broker) runGeneration(ctx context.Context, deliver func(string, []byte)
 	// on which no probe ever makes it back is found wedged too.
 	b.probe.outstanding = append(b.probe.outstanding[:0], sentProbe{seq: b.probe.seq, at: now})
 	b.probe.lastBack, b.probe.publishErr = time.Time{}, nil
+	b.lag = lagState{}
 	b.mu.Unlock()
 
 	gctx, cancel := context.WithCancel(ctx)
@@ -153,9 +157,14 @@ func (b *Broker) runGeneration(ctx context.Context, deliver func(string, []byte)
 		case now := <-check.C:
 			b.mu.Lock()
 			err = b.probeLateLocked(now)
+			behind := b.takeLagLocked()
 			b.mu.Unlock()
 			if err != nil {
 				b.stats.probeTimeouts.Add(1)
+			}
+			if behind > 0 {
+				b.log.Warn("redis subscriber lagging: messages arrive late because the hub takes them slower than Redis sends them; keeping the connection",
+					"probe_behind", behind.Round(time.Millisecond))
 			}
 		}
 	}
@@ -250,6 +259,7 @@ func (b *Broker) receiveLoop(ctx context.Context, g *generation) {
 			g.fail(fmt.Errorf("subscriber connection: %w", err))
 			return
 		}
+		g.lastRecv.Store(time.Now().UnixNano())
 		switch m := msg.(type) {
 		case *goredis.Message:
 			b.handleMessage(g, m)
@@ -550,6 +560,7 @@ func (b *Broker) probeBack(g *generation, payload string) {
 	}
 	p.outstanding = append(p.outstanding[:0], p.outstanding[i:]...)
 	p.lastBack = now
+	b.lag = lagState{}
 	first := !b.everUp
 	becameUp := !b.up
 	if becameUp {
