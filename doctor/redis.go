@@ -337,7 +337,7 @@ func checkRoundTrip(ctx context.Context, c goredis.UniversalClient, prefix strin
 	channel := rails.RedisChannel(prefix, "cablecar/probe/doctor-"+hex.EncodeToString(id[:]))
 	fail := func(format string, args ...any) Result {
 		return Result{Status: Fail, Check: namePubSub, Message: fmt.Sprintf(format, args...),
-			Fix: "Redis pub/sub does not deliver here: point CABLECAR_REDIS_URL at Redis itself, not at a proxy that lacks SUBSCRIBE (twemproxy, some cluster proxies)"}
+			Fix: "Redis pub/sub does not deliver here: point cablecar at Redis itself (CABLECAR_REDIS_URL, _SENTINELS or _CLUSTER_ADDRS), not at a proxy that lacks SUBSCRIBE (twemproxy, some cluster proxies)"}
 	}
 	ps := c.Subscribe(ctx)
 	defer ps.Close()
