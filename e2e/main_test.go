@@ -63,8 +63,25 @@ func freePort(t *testing.T) int {
 }
 
 // startSidecar runs `cablecar <args>` with env (CABLECAR_ADDR is set here)
-// and waits until /health answers 200.
+// and waits until /health answers 200. A free port can be taken by another
+// process between freePort and the bind; then it starts again on new ports.
 func startSidecar(t *testing.T, env map[string]string, args ...string) *sidecar {
+	t.Helper()
+	const attempts = 3
+	for i := 1; ; i++ {
+		s, err := trySidecar(t, env, args...)
+		if err == nil {
+			return s
+		}
+		if i == attempts || !strings.Contains(s.logs(), "address already in use") {
+			t.Fatal(err)
+		}
+		t.Logf("attempt %d: %v; retrying on other ports", i, err)
+	}
+}
+
+// trySidecar starts the binary once; the error says why it is not healthy.
+func trySidecar(t *testing.T, env map[string]string, args ...string) (*sidecar, error) {
 	t.Helper()
 	s := &sidecar{addr: fmt.Sprintf("127.0.0.1:%d", freePort(t)), admin: fmt.Sprintf("127.0.0.1:%d", freePort(t)), done: make(chan error, 1)}
 	s.cmd = exec.Command(binary, args...)
@@ -88,20 +105,21 @@ func startSidecar(t *testing.T, env map[string]string, args ...string) *sidecar 
 	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
+		select {
+		case err := <-s.done:
+			s.done <- err // for stop
+			return s, fmt.Errorf("cablecar exited early (%v):\n%s", err, s.logs())
+		default:
+		}
 		resp, err := http.Get("http://" + s.addr + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return s
+				return s, nil
 			}
 		}
-		select {
-		case err := <-s.done:
-			t.Fatalf("cablecar exited early (%v):\n%s", err, s.logs())
-		default:
-		}
 		if time.Now().After(deadline) {
-			t.Fatalf("cablecar not healthy after 15s:\n%s", s.logs())
+			return s, fmt.Errorf("cablecar not healthy after 15s:\n%s", s.logs())
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
