@@ -92,6 +92,12 @@ type Config struct {
 	// PayloadSize pads every message to about this many bytes (default 0:
 	// the smallest payload, about 60 bytes).
 	PayloadSize int
+	// Slow is how many extra fan-out connections subscribe (slow connection
+	// j to stream j mod Streams) and then never read again, so the server
+	// has to disconnect them while the others are measured (default 0).
+	// They are not in Connections, the latency or the delivery count; see
+	// SlowResult.
+	Slow int
 
 	// RedisURL publishes with PUBLISH to Prefix + ":" + stream.
 	RedisURL string
@@ -197,10 +203,14 @@ func (c Config) Validate() error {
 		{"broadcasts", c.Broadcasts, 1, MaxBroadcasts},
 		{"window", c.Window, 1, 1 << 20},
 		{"payload-size", c.PayloadSize, 0, MaxPayloadSize},
+		{"slow", c.Slow, 0, MaxConnections},
 	} {
 		if n.v < n.lo || n.v > n.hi {
 			bad("%s %d is outside %d…%d", n.name, n.v, n.lo, n.hi)
 		}
+	}
+	if c.Slow > 0 && c.Scenario != ScenarioFanout {
+		bad("slow %d: slow subscribers are a fanout option", c.Slow)
 	}
 	if c.Scenario == ScenarioFanout && c.Streams > c.Connections {
 		bad("streams %d is more than connections %d: some streams would have no subscriber", c.Streams, c.Connections)

@@ -24,6 +24,7 @@ type client struct {
 	n      int   // connection number, 0…Connections-1
 	stream int64 // stream index: n mod Streams
 	nc     net.Conn
+	slow   bool // a --slow connection: small SO_RCVBUF and MSS (slowSocketControl)
 
 	// Read buffer: frames are parsed in place, so reading allocates
 	// nothing once buf is big enough for the largest frame.
@@ -69,6 +70,9 @@ func (c *client) dial(ctx context.Context, target string, src *net.TCPAddr, time
 		var d net.Dialer
 		if src != nil {
 			d.LocalAddr = src // a nil *TCPAddr in the interface would not be nil
+		}
+		if c.slow {
+			d.Control = slowSocketControl(slowRcvBuf, slowMSS)
 		}
 		return d.DialContext(ctx, network, addr)
 	}

@@ -15,6 +15,10 @@
 // window of Window undelivered rounds allows: the throughput ceiling), and
 // waits for every delivery.
 //
+// With Config.Slow, that many more connections subscribe and then stop
+// reading (slow.go): the server must disconnect them while the normal
+// subscribers' latency is measured.
+//
 // The server needs a route for the subscribe identifier. For the default
 // identifier {"channel":"BenchChannel","stream":"bench-{i}"} that is
 // CABLECAR_ROUTES='public:BenchChannel={params.stream}' (ServerRoute). With

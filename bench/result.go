@@ -28,10 +28,13 @@ type Result struct {
 
 	Connect ConnectResult `json:"connect"`
 	Fanout  *FanoutResult `json:"fanout,omitempty"`
+	// Slow is what became of the --slow connections; nil without them.
+	Slow *SlowResult `json:"slow,omitempty"`
 
 	// Failures counts problems by kind: dial_*, handshake*, welcome*,
 	// rejected, confirm_timeout, disconnect_<reason>, server_close, read,
-	// protocol, publish, undelivered, stalled, timeout, interrupted.
+	// protocol, publish, undelivered, stalled, timeout, interrupted,
+	// slow_connect.
 	Failures        map[string]int64  `json:"failures"`
 	FailureExamples map[string]string `json:"failure_examples,omitempty"`
 	FailuresTotal   int64             `json:"failures_total"`
@@ -220,6 +223,9 @@ func (res *Result) WriteText(w io.Writer) {
 		if f.NoListener > 0 {
 			p("  note         %d PUBLISHes reached no subscriber in Redis: check --prefix against CABLECAR_CHANNEL_PREFIX", f.NoListener)
 		}
+	}
+	if res.Slow != nil {
+		p("  slow         %s", res.Slow.text())
 	}
 	if res.FailuresTotal == 0 {
 		p("  failures     none")

@@ -74,10 +74,10 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		res.Warnings = append(res.Warnings, "could not raise the open-file limit: "+err.Error())
 	}
 	res.Client.OpenFileLimit = int64(limit)
-	if need := uint64(cfg.Connections) + 64; limit > 0 && need > limit {
+	if need := uint64(cfg.Connections+cfg.Slow) + 64; limit > 0 && need > limit {
 		return nil, fmt.Errorf("%w: %d connections need about %d descriptors and this process may open %d "+
 			"(ulimit -n; the hard limit is the ceiling, run the server and the load tool as separate processes)",
-			ErrTooManyConnections, cfg.Connections, need, limit)
+			ErrTooManyConnections, cfg.Connections+cfg.Slow, need, limit)
 	}
 	res.Warnings = append(res.Warnings, r.limitWarnings()...)
 	if err := r.prepare(); err != nil {
@@ -161,8 +161,12 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	s2, c2 := sample(pid), sample("self")
 	var s3, c3 procSample
 	if cfg.Scenario == ScenarioFanout {
+		// Slow subscribers join after the samples above, so the figures
+		// per connection are the normal connections' own.
+		slow := r.connectSlow(ctx)
 		res.Fanout = r.fanout(ctx, pub)
 		s3, c3 = sample(pid), sample("self")
+		res.Slow = r.observeSlow(slow)
 	}
 	conns := res.Connect.Connected - r.lost.Load()
 	res.Server.fill(s0, s1, s2, s3, conns, res.Fanout)

@@ -23,11 +23,17 @@ const (
 // on) on a loopback port and returns its base address.
 func startServer(t *testing.T, acfg auth.Config) string {
 	t.Helper()
+	return startServerWith(t, proxy.Config{BroadcastKey: testKey}, acfg)
+}
+
+// startServerWith is startServer with the server's own configuration.
+func startServerWith(t *testing.T, pcfg proxy.Config, acfg auth.Config) string {
+	t.Helper()
 	a, err := auth.New(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := proxy.New(proxy.Config{BroadcastKey: testKey}, memory.New(), a, a, nil)
+	srv, err := proxy.New(pcfg, memory.New(), a, a, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -61,6 +61,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.Float64Var(&rate, "rate", bench.DefaultRate, "rounds per second (one message per stream each); 0: as fast as --window allows")
 		fs.IntVar(&cfg.Window, "window", bench.DefaultWindow, "with --rate 0: rounds published but not yet fully delivered")
 		fs.IntVar(&cfg.PayloadSize, "payload-size", 0, "pad each message to about this many bytes (default: ~60)")
+		fs.IntVar(&cfg.Slow, "slow", 0, "extra connections on the same streams that stop reading after the confirm; the server should disconnect them (too_slow, or write_timeout) while the others are measured")
 		fs.StringVar(&cfg.RedisURL, "redis", "", "publish to this Redis (the server's CABLECAR_REDIS_URL)")
 		fs.StringVar(&cfg.Prefix, "prefix", "", "the server's CABLECAR_CHANNEL_PREFIX")
 		fs.StringVar(&cfg.BroadcastURL, "broadcast-url", "", "publish through POST to this URL instead, e.g. http://127.0.0.1:8080/_broadcast")
