@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"strings"
 	"time"
@@ -60,7 +61,14 @@ func (s *Server) serveBroadcast(w http.ResponseWriter, r *http.Request) {
 	n := 0
 	for _, it := range items {
 		if err := s.broker.Publish(r.Context(), it.Stream, it.Data); err != nil {
-			s.log.Error("broadcast failed", "stream", it.Stream, "err", err)
+			// During a known outage the broker has logged it once and the
+			// caller gets 503 with the reason: one more error line per
+			// request would bury the log.
+			level := slog.LevelError
+			if s.broker.Health(r.Context()) != nil {
+				level = slog.LevelDebug
+			}
+			s.log.Log(r.Context(), level, "broadcast failed", "stream", it.Stream, "err", err)
 			writeJSON(w, http.StatusServiceUnavailable, map[string]any{"error": err.Error(), "delivered_to_broker": n})
 			return
 		}

@@ -152,3 +152,42 @@ func TestFullRedisStillDelivers(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+// POST /_broadcast while Redis is down answers 503 with the reason, and the
+// outage is not logged again per request: the broker said it once.
+func TestBroadcastDuringOutage(t *testing.T) {
+	rs := redistest.Start(t)
+	b, err := redis.New(redis.Config{URL: rs.URL, ChannelPrefix: redistest.UniquePrefix(t),
+		ProbeInterval: 200 * time.Millisecond, ProbeTimeout: time.Second}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close() })
+	ts := startServer(t, proxy.Config{BroadcastKey: "bk-outage"}, anonymous(), b)
+	post := func() (int, string) {
+		req, _ := http.NewRequest("POST", "http://"+ts.addr+"/_broadcast", strings.NewReader(`{"stream":"chat:lobby","data":1}`))
+		req.Header.Set("Authorization", "Bearer bk-outage")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(body)
+	}
+	if code, body := post(); code != http.StatusAccepted {
+		t.Fatalf("before the outage: %d %s", code, body)
+	}
+	rs.Kill()
+	waitFor(t, "broker unhealthy", func() bool { return b.Health(context.Background()) != nil })
+	for range 5 {
+		code, body := post()
+		if code != http.StatusServiceUnavailable || !strings.Contains(body, "connection refused") {
+			t.Fatalf("during the outage: %d %s, want 503 naming the cause", code, body)
+		}
+	}
+	noErrorLogs(t, ts)
+	if n := strings.Count(ts.logs.String(), `msg="broadcast failed"`); n != 5 {
+		t.Errorf("%d debug 'broadcast failed' lines, want 5", n)
+	}
+}
