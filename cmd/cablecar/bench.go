@@ -14,10 +14,12 @@ import (
 )
 
 const benchUsage = `cablecar bench connect|fanout [flags]: load-test a running cablecar on this machine
+cablecar bench table [FILE.json...]: one Markdown table from --json results (stdin without files)
 
   connect  open --connections sockets (subscribed unless --no-subscribe), hold them, measure
   fanout   subscribe --connections sockets over --streams streams, publish --broadcasts
            rounds (one message per stream each) at --rate rounds/s, measure delivery
+  table    a row per result, in the order given: scripts/bench-sweep makes its table this way
 
 The server needs a route for the identifier, by default
   CABLECAR_ROUTES='` + bench.ServerRoute + `'
@@ -28,6 +30,9 @@ docs/benchmarks.md has the scenarios.
 // benchCmd runs the load generator (package bench) against a running
 // server and prints its summary; it fails when the run was not clean.
 func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "table" {
+		return benchTable(args[1:], os.Stdin, stdout)
+	}
 	if len(args) == 0 || (args[0] != bench.ScenarioConnect && args[0] != bench.ScenarioFanout) {
 		fmt.Fprint(stderr, benchUsage)
 		return fmt.Errorf("%w: cablecar bench connect|fanout [flags]", errUsage)
@@ -120,4 +125,34 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return fmt.Errorf("%s", msg)
 	}
 	return nil
+}
+
+// benchTable prints the results in files (stdin when none) as one table.
+func benchTable(files []string, stdin io.Reader, stdout io.Writer) error {
+	var results []bench.Result
+	read := func(name string, r io.Reader) error {
+		rs, err := bench.ReadResults(r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", name, err)
+		}
+		results = append(results, rs...)
+		return nil
+	}
+	if len(files) == 0 {
+		if err := read("stdin", stdin); err != nil {
+			return err
+		}
+	}
+	for _, name := range files {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		err = read(name, f)
+		f.Close()
+		if err != nil {
+			return err
+		}
+	}
+	return bench.WriteTable(stdout, results)
 }
