@@ -19,9 +19,9 @@ const (
 	stateClosed                   // socket closed
 )
 
-// conn is one client WebSocket. Its reader goroutine (serve) owns it; any
-// goroutine may queue frames with send. Bytes reach the socket only through
-// the single flusher, so frames never interleave.
+// conn is one client WebSocket. At most one reader at a time works on it
+// (see read.go); any goroutine may queue frames with send. Bytes reach the
+// socket only through the single flusher, so frames never interleave.
 type conn struct {
 	id     uint64
 	nc     net.Conn
@@ -30,9 +30,11 @@ type conn struct {
 	remote string
 	since  time.Time
 
-	// Command budget (token bucket), touched only by the reader.
-	budget     float64
-	budgetTime time.Time
+	// Touched only by the reader that holds the connection (reading);
+	// the hand-over between readers goes through mu.
+	budget     float64    // command budget (token bucket)
+	budgetTime time.Time  // when budget was last refilled
+	rd         *readState // nil unless a frame or message is incomplete
 
 	mu        sync.Mutex // guards following
 	state     connState
@@ -43,6 +45,8 @@ type conn struct {
 	reason    string   // why the connection is closing
 	subs      map[string]*subscription
 	internal  *subscription // action_cable/<id>, nil without an identifier
+	reading   bool          // a reader holds the connection; see read.go
+	released  bool          // end has run or is running
 
 	// Owned by the running flusher (one at a time).
 	wbufs    net.Buffers // the batch being written; a field so it does not escape per write
@@ -128,6 +132,7 @@ func (c *conn) flush() {
 			c.mu.Unlock()
 			if closeNow {
 				c.nc.Close()
+				c.socketClosed()
 			}
 			return
 		}
@@ -185,6 +190,7 @@ func (c *conn) writeFailed(err error) {
 	c.mu.Unlock()
 	c.nc.Close()
 	c.debug("write failed", "err", err)
+	c.socketClosed()
 }
 
 // confirm sends confirm_subscription for sub unless it was unsubscribed or
@@ -221,7 +227,7 @@ func (c *conn) reject(identifier, channel string, why error) {
 	}
 }
 
-// release removes every subscription from the hub; run once, by serve.
+// release removes every subscription from the hub; run once, by end.
 func (c *conn) release() {
 	c.mu.Lock()
 	subs := c.subs
@@ -286,6 +292,7 @@ func (c *conn) closeSocket(reason string) {
 	c.mu.Unlock()
 	if closeNow {
 		c.nc.Close()
+		c.socketClosed()
 	}
 }
 

@@ -1,0 +1,21 @@
+//go:build !linux
+
+package proxy
+
+import (
+	"context"
+	"errors"
+	"net"
+)
+
+// poller is Linux-only (epoll); elsewhere each connection has a reader
+// goroutine of its own (readBlocking).
+type poller struct{}
+
+var errNoPoller = errors.New("no epoll on this platform")
+
+func newPoller(*hub) (*poller, error)       { return nil, errNoPoller }
+func (*poller) run(context.Context) error   { return nil }
+func (*poller) add(*conn) error             { return errNoPoller }
+func (*poller) rearm(*conn) error           { return errNoPoller }
+func readNow(net.Conn, []byte) (int, error) { return 0, errNoPoller }
