@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -78,6 +79,42 @@ func (c *conn) send(frame []byte) {
 		return
 	}
 	c.appendLocked(frame)
+}
+
+// sendNow is send for a caller that holds no lock and may do socket IO:
+// when nothing is queued and no flusher runs, it writes frame itself
+// without waiting, as the socket buffer almost always has room. The
+// heartbeat uses it so that a ping to every idle connection does not start
+// a flusher goroutine, and leave its stack behind, for each. Whatever is not
+// written goes to a flusher as with send.
+func (c *conn) sendNow(frame []byte) {
+	c.mu.Lock()
+	if c.state != stateOpen || c.flushing || len(c.queue) > 0 {
+		c.mu.Unlock()
+		c.send(frame)
+		return
+	}
+	c.flushing = true // this goroutine is the writer until it says otherwise
+	c.mu.Unlock()
+
+	c.refreshDeadline() // one set long ago has expired, and would fail the write
+	n, err := writeNow(c.nc, frame)
+	if err != nil && !errors.Is(err, errWouldBlock) {
+		c.writeFailed(err)
+		return
+	}
+	c.mu.Lock()
+	if n < len(frame) {
+		// Ahead of anything queued meanwhile: frames never interleave.
+		c.queue = append([][]byte{frame[n:]}, c.queue...)
+		c.pending += len(frame) - n
+	}
+	if len(c.queue) > 0 || c.closeDone {
+		go c.flush() // still flushing: the flusher takes over
+	} else {
+		c.flushing = false
+	}
+	c.mu.Unlock()
 }
 
 func (c *conn) appendLocked(frame []byte) {

@@ -180,3 +180,31 @@ func readNow(nc net.Conn, buf []byte) (int, error) {
 	}
 	return n, nil
 }
+
+// writeNow writes what the socket takes without waiting: errWouldBlock
+// when its buffer is full.
+func writeNow(nc net.Conn, p []byte) (int, error) {
+	raw, err := rawConn(nc)
+	if err != nil {
+		return 0, err
+	}
+	var n int
+	var werr error
+	err = raw.Write(func(fd uintptr) bool {
+		for {
+			n, werr = unix.Write(int(fd), p)
+			if werr != unix.EINTR {
+				return true // never park: a flusher waits instead
+			}
+		}
+	})
+	switch {
+	case err != nil:
+		return 0, err
+	case werr == unix.EAGAIN:
+		return 0, errWouldBlock
+	case werr != nil:
+		return 0, werr
+	}
+	return n, nil
+}

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,5 +38,20 @@ func TestFrameSplitAcrossReads(t *testing.T) {
 	}
 	if got := c.nextText(); got != confirmFrame(lobby) {
 		t.Fatalf("got %s", got)
+	}
+}
+
+// Pings keep reaching an idle connection long after the write deadline
+// the last write set has passed, and the connection stays open.
+func TestPingsOutliveWriteDeadline(t *testing.T) {
+	ts := startServer(t, proxy.Config{PingInterval: 150 * time.Millisecond, WriteTimeout: 50 * time.Millisecond}, anonymous(), nil)
+	c := welcomed(t, ts.url(""))
+	for i := 0; i < 5; i++ {
+		if f := c.next(); f.op != ws.OpText || !strings.HasPrefix(string(f.payload), `{"type":"ping"`) {
+			t.Fatalf("got %v %s, want a ping", f.op, f.payload)
+		}
+	}
+	if n := ts.Stats().ConnsOpen.Load(); n != 1 {
+		t.Errorf("%d connections open, want 1", n)
 	}
 }

@@ -196,17 +196,19 @@ func (s *Server) drain(hs *http.Server) {
 }
 
 // heartbeat sends every open connection the same ping frame, built once
-// per tick, from one process-wide ticker as Rails does.
+// per tick, from one process-wide ticker as Rails does. It writes to idle
+// sockets itself (sendNow), holding no hub lock meanwhile.
 func (s *Server) heartbeat(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
+	var buf []*conn
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			frame := pingFrame(now.Unix())
-			s.hub.eachConn(func(c *conn) { c.send(frame) })
+			buf = s.hub.eachConnUnlocked(buf, func(c *conn) { c.sendNow(frame) })
 			s.stats.PingsSent.Add(s.stats.ConnsOpen.Load())
 		}
 	}
