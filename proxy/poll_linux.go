@@ -1,3 +1,8 @@
+// The cablecar_nopoll tag builds the goroutine-per-connection fallback on
+// Linux too, so its tests run here: go test -tags cablecar_nopoll ./proxy
+
+//go:build !cablecar_nopoll
+
 package proxy
 
 import (

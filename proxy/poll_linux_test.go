@@ -1,3 +1,5 @@
+//go:build !cablecar_nopoll
+
 package proxy_test
 
 import (

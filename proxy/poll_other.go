@@ -1,18 +1,15 @@
-//go:build !linux
+//go:build !linux || cablecar_nopoll
 
 package proxy
 
 import (
 	"context"
-	"errors"
 	"net"
 )
 
 // poller is Linux-only (epoll); elsewhere each connection has a reader
 // goroutine of its own (readBlocking).
 type poller struct{}
-
-var errNoPoller = errors.New("no epoll on this platform")
 
 func newPoller(*hub) (*poller, error)       { return nil, errNoPoller }
 func (*poller) run(context.Context) error   { return nil }

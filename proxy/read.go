@@ -298,8 +298,13 @@ func (c *conn) park(register func(*conn) error) {
 	}
 }
 
-// errWouldBlock is readNow's "nothing to read now".
-var errWouldBlock = errors.New("read would block")
+var (
+	// errWouldBlock is readNow's "nothing to read now" and writeNow's
+	// "no room now".
+	errWouldBlock = errors.New("socket would block")
+	// errNoPoller: this platform has no epoll.
+	errNoPoller = errors.New("no epoll on this platform")
+)
 
 // readBlocking is the reader where the poller is not available: one
 // goroutine per connection, parked in Read. Frames are handled on a

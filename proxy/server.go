@@ -158,7 +158,11 @@ func (s *Server) startPoller(ctx context.Context) <-chan error {
 	done := make(chan error, 1)
 	p, err := newPoller(s.hub)
 	if err != nil {
-		s.log.Info("reading each connection with a goroutine of its own: " + err.Error())
+		level := slog.LevelWarn // on Linux: idle connections will cost more memory
+		if errors.Is(err, errNoPoller) {
+			level = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), level, "reading each connection with a goroutine of its own: "+err.Error())
 		return done
 	}
 	s.poller = p
