@@ -86,8 +86,8 @@ func (c *conn) send(frame []byte) {
 // without waiting, as the socket buffer almost always has room. The
 // heartbeat uses it so that a ping to every idle connection does not start
 // a flusher goroutine, and leave its stack behind, for each. Whatever is not
-// written goes to a flusher as with send.
-func (c *conn) sendNow(frame []byte) {
+// written goes to a flusher as with send. r is the caller's scratch.
+func (c *conn) sendNow(frame []byte, r *rawIO) {
 	c.mu.Lock()
 	if c.state != stateOpen || c.flushing || len(c.queue) > 0 {
 		c.mu.Unlock()
@@ -98,7 +98,7 @@ func (c *conn) sendNow(frame []byte) {
 	c.mu.Unlock()
 
 	c.refreshDeadline() // one set long ago has expired, and would fail the write
-	n, err := writeNow(c.nc, frame)
+	n, err := r.writeNow(c.nc, frame)
 	if err != nil && !errors.Is(err, errWouldBlock) {
 		c.writeFailed(err)
 		return

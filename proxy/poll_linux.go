@@ -25,10 +25,16 @@ import (
 // events are ready), so the poller goroutine parks like any other and
 // closing the file wakes it: no thread is blocked in epoll_wait.
 type poller struct {
-	hub    *hub
-	ep     *os.File
-	raw    syscall.RawConn
-	events [128]unix.EpollEvent // used by run only
+	hub *hub
+	ep  *os.File
+	raw syscall.RawConn
+
+	// Used by run only; waitFd is p.epollWait, bound once so that a wait
+	// allocates nothing.
+	events [128]unix.EpollEvent
+	n      int
+	err    error
+	waitFd func(uintptr) bool
 }
 
 // newPoller creates the epoll set; run serves it.
@@ -47,7 +53,9 @@ func newPoller(h *hub) (*poller, error) {
 		ep.Close()
 		return nil, fmt.Errorf("epoll raw conn: %w", err)
 	}
-	return &poller{hub: h, ep: ep, raw: raw}, nil
+	p := &poller{hub: h, ep: ep, raw: raw}
+	p.waitFd = p.epollWait
+	return p, nil
 }
 
 // pollEvents is what a registered socket waits for. EPOLLRDHUP reports a
@@ -77,23 +85,23 @@ func (p *poller) run(ctx context.Context) error {
 
 // wait parks until events are ready and copies them into p.events.
 func (p *poller) wait() (int, error) {
-	var n int
-	var werr error
-	err := p.raw.Read(func(fd uintptr) bool {
-		for {
-			n, werr = unix.EpollWait(int(fd), p.events[:], 0)
-			if werr != unix.EINTR {
-				return n != 0 || werr != nil // nothing ready: park in the netpoller
-			}
-		}
-	})
-	if err != nil {
+	p.n, p.err = 0, nil
+	if err := p.raw.Read(p.waitFd); err != nil {
 		return 0, fmt.Errorf("epoll wait: %w", err)
 	}
-	if werr != nil {
-		return 0, fmt.Errorf("epoll wait: %w", werr)
+	if p.err != nil {
+		return 0, fmt.Errorf("epoll wait: %w", p.err)
 	}
-	return n, nil
+	return p.n, nil
+}
+
+func (p *poller) epollWait(fd uintptr) bool {
+	for {
+		p.n, p.err = unix.EpollWait(int(fd), p.events[:], 0)
+		if p.err != unix.EINTR {
+			return p.n != 0 || p.err != nil // nothing ready: park in the netpoller
+		}
+	}
 }
 
 // dispatch starts a reader for connection id unless it ended meanwhile
@@ -107,31 +115,27 @@ func (p *poller) dispatch(id uint64) {
 	go c.readReady(p)
 }
 
-// add registers c's socket; the caller must not be reading it any more.
-func (p *poller) add(c *conn) error { return p.ctl(c, unix.EPOLL_CTL_ADD) }
-
-// rearm lets c's socket be reported again after a reader is done with it.
-func (p *poller) rearm(c *conn) error { return p.ctl(c, unix.EPOLL_CTL_MOD) }
-
-// ctl runs epoll_ctl for c's socket. Both descriptors are held through
-// Control, so neither can be closed and reused by another file meanwhile:
-// a socket closed first makes this fail instead.
-func (p *poller) ctl(c *conn, op int) error {
-	raw, err := rawConn(c.nc)
+// watch registers c's socket (again, when rearm) for one report; the
+// caller must not be reading it any more. r is the caller's scratch.
+func (p *poller) watch(c *conn, r *rawIO, rearm bool) error {
+	op := unix.EPOLL_CTL_ADD
+	if rearm {
+		op = unix.EPOLL_CTL_MOD
+	}
+	sock, err := rawConn(c.nc)
 	if err != nil {
 		return err
 	}
-	ev := unix.EpollEvent{Events: pollEvents}
-	setEventConn(&ev, c.id)
-	var cerr error
-	err = p.raw.Control(func(epfd uintptr) {
-		err := raw.Control(func(fd uintptr) { cerr = unix.EpollCtl(int(epfd), op, int(fd), &ev) })
-		if err != nil {
-			cerr = err
-		}
-	})
+	// Both descriptors are held through Control, so neither can be closed
+	// and reused by another file meanwhile: a socket closed first makes
+	// this fail instead.
+	r.sock, r.op, r.err = sock, op, nil
+	r.ev = unix.EpollEvent{Events: pollEvents}
+	setEventConn(&r.ev, c.id)
+	err = p.raw.Control(r.onEpoll)
+	r.sock = nil
 	if err == nil {
-		err = cerr
+		err = r.err
 	}
 	if err != nil {
 		return fmt.Errorf("epoll_ctl conn %d: %w", c.id, err)
@@ -158,58 +162,93 @@ func rawConn(nc net.Conn) (syscall.RawConn, error) {
 	return sc.SyscallConn()
 }
 
-// readNow reads what the socket holds without waiting: errWouldBlock when
-// nothing is there, 0 bytes and io.EOF-free nil at the peer's FIN.
-func readNow(nc net.Conn, buf []byte) (int, error) {
-	raw, err := rawConn(nc)
-	if err != nil {
-		return 0, err
-	}
-	var n int
-	var rerr error
-	err = raw.Read(func(fd uintptr) bool {
-		for {
-			n, rerr = unix.Read(int(fd), buf)
-			if rerr != unix.EINTR {
-				return true // never park: the poller waits, not this goroutine
-			}
-		}
-	})
-	switch {
-	case err != nil:
-		return 0, err
-	case rerr == unix.EAGAIN:
-		return 0, errWouldBlock
-	case rerr != nil:
-		return 0, rerr
-	}
-	return n, nil
+// rawIO is one goroutine's scratch for non-blocking socket calls: the read
+// buffer, the results, and the callbacks RawConn takes, bound once, so that
+// a read, a write or an epoll_ctl allocates nothing. Servers pool them
+// (Server.rawIOs).
+type rawIO struct {
+	buf [readBufSize]byte
+
+	p    []byte // what readFd and writeFd use
+	n    int
+	err  error
+	sock syscall.RawConn // while ctl runs
+	ep   uintptr         // the epoll descriptor, while ctl runs
+	op   int             // EPOLL_CTL_ADD or _MOD, while ctl runs
+	ev   unix.EpollEvent
+
+	readFd, writeFd func(uintptr) bool
+	onEpoll, onSock func(uintptr)
 }
 
-// writeNow writes what the socket takes without waiting: errWouldBlock
-// when its buffer is full.
-func writeNow(nc net.Conn, p []byte) (int, error) {
+func newRawIO() *rawIO {
+	r := &rawIO{}
+	r.readFd, r.writeFd, r.onEpoll, r.onSock = r.read, r.write, r.ctlEpoll, r.ctlSock
+	return r
+}
+
+// read and write try once (EINTR aside) and report done either way:
+// nothing here parks; the poller or a flusher waits instead.
+func (r *rawIO) read(fd uintptr) bool {
+	for {
+		r.n, r.err = unix.Read(int(fd), r.p)
+		if r.err != unix.EINTR {
+			return true
+		}
+	}
+}
+
+func (r *rawIO) write(fd uintptr) bool {
+	for {
+		r.n, r.err = unix.Write(int(fd), r.p)
+		if r.err != unix.EINTR {
+			return true
+		}
+	}
+}
+
+func (r *rawIO) ctlEpoll(ep uintptr) {
+	r.ep = ep
+	if err := r.sock.Control(r.onSock); err != nil {
+		r.err = err
+	}
+}
+
+func (r *rawIO) ctlSock(fd uintptr) { r.err = unix.EpollCtl(int(r.ep), r.op, int(fd), &r.ev) }
+
+// readNow reads what the socket holds into r.buf without waiting:
+// errWouldBlock when nothing is there, 0 bytes at the peer's FIN.
+func (r *rawIO) readNow(nc net.Conn) (int, error) {
+	r.p = r.buf[:]
+	return r.do(nc, true)
+}
+
+// writeNow writes what the socket takes of p without waiting:
+// errWouldBlock when its buffer is full.
+func (r *rawIO) writeNow(nc net.Conn, p []byte) (int, error) {
+	r.p = p
+	return r.do(nc, false)
+}
+
+func (r *rawIO) do(nc net.Conn, read bool) (int, error) {
+	defer func() { r.p = nil }()
 	raw, err := rawConn(nc)
 	if err != nil {
 		return 0, err
 	}
-	var n int
-	var werr error
-	err = raw.Write(func(fd uintptr) bool {
-		for {
-			n, werr = unix.Write(int(fd), p)
-			if werr != unix.EINTR {
-				return true // never park: a flusher waits instead
-			}
-		}
-	})
+	r.n, r.err = 0, nil
+	if read {
+		err = raw.Read(r.readFd)
+	} else {
+		err = raw.Write(r.writeFd)
+	}
 	switch {
 	case err != nil:
 		return 0, err
-	case werr == unix.EAGAIN:
+	case r.err == unix.EAGAIN:
 		return 0, errWouldBlock
-	case werr != nil:
-		return 0, werr
+	case r.err != nil:
+		return 0, r.err
 	}
-	return n, nil
+	return r.n, nil
 }

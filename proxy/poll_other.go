@@ -11,11 +11,16 @@ import (
 // goroutine of its own (readBlocking).
 type poller struct{}
 
-func newPoller(*hub) (*poller, error)       { return nil, errNoPoller }
-func (*poller) run(context.Context) error   { return nil }
-func (*poller) add(*conn) error             { return errNoPoller }
-func (*poller) rearm(*conn) error           { return errNoPoller }
-func readNow(net.Conn, []byte) (int, error) { return 0, errNoPoller }
+func newPoller(*hub) (*poller, error)           { return nil, errNoPoller }
+func (*poller) run(context.Context) error       { return nil }
+func (*poller) watch(*conn, *rawIO, bool) error { return errNoPoller }
+
+// rawIO is a goroutine's scratch for non-blocking socket calls, which
+// only the poller's platforms make.
+type rawIO struct{ buf [readBufSize]byte }
+
+func newRawIO() *rawIO                       { return &rawIO{} }
+func (*rawIO) readNow(net.Conn) (int, error) { return 0, errNoPoller }
 
 // writeNow leaves every write to a flusher goroutine here.
-func writeNow(net.Conn, []byte) (int, error) { return 0, errWouldBlock }
+func (*rawIO) writeNow(net.Conn, []byte) (int, error) { return 0, errWouldBlock }

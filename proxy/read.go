@@ -24,8 +24,8 @@ import (
 // a socket closed while it waits in the poller, whoever closed it — nobody
 // else would notice.
 
-// readBufSize is the buffer a reader borrows for one readiness event;
-// Action Cable commands are a few hundred bytes.
+// readBufSize is the buffer a reader borrows (in a rawIO) for one
+// readiness event; Action Cable commands are a few hundred bytes.
 const readBufSize = 4 << 10
 
 // readState is what a connection keeps between reads while a frame or a
@@ -243,7 +243,9 @@ func parseHeader(b []byte) (ws.Header, int, error) {
 // far, returns right after with its handshake-sized stack.
 func (c *conn) startReading() {
 	if p := c.srv.poller; p != nil {
-		c.park(p.add)
+		r := c.srv.rawIOs.Get().(*rawIO)
+		c.park(p, r, false)
+		c.srv.rawIOs.Put(r)
 		return
 	}
 	go c.readBlocking()
@@ -253,8 +255,10 @@ func (c *conn) startReading() {
 // reads what is there without waiting, acts on it and hands the socket
 // back.
 func (c *conn) readReady(p *poller) {
-	if c.readAvailable() {
-		c.park(p.rearm)
+	r := c.srv.rawIOs.Get().(*rawIO)
+	defer c.srv.rawIOs.Put(r)
+	if c.readAvailable(r) {
+		c.park(p, r, true)
 		return
 	}
 	c.readingDone()
@@ -262,11 +266,10 @@ func (c *conn) readReady(p *poller) {
 
 // readAvailable reads and consumes until the socket has nothing more. It
 // reports false once reading must stop.
-func (c *conn) readAvailable() bool {
-	buf := c.srv.readBufs.Get().(*[readBufSize]byte)
-	defer c.srv.readBufs.Put(buf)
+func (c *conn) readAvailable(r *rawIO) bool {
+	buf := r.buf[:]
 	for {
-		n, err := readNow(c.nc, buf[:])
+		n, err := r.readNow(c.nc)
 		switch {
 		case errors.Is(err, errWouldBlock):
 			return true
@@ -283,15 +286,15 @@ func (c *conn) readAvailable() bool {
 	}
 }
 
-// park stops reading and gives the socket to the poller through register.
-// If that fails (the socket was closed meanwhile, or the poller stopped), a
-// goroutine of its own reads it instead: it finds a closed socket at once
-// and ends the connection.
-func (c *conn) park(register func(*conn) error) {
+// park stops reading and gives the socket to the poller (again, when
+// rearm). If that fails (the socket was closed meanwhile, or the poller
+// stopped), a goroutine of its own reads it instead: it finds a closed
+// socket at once and ends the connection.
+func (c *conn) park(p *poller, r *rawIO, rearm bool) {
 	c.mu.Lock()
 	c.reading = false
 	c.mu.Unlock()
-	err := register(c)
+	err := p.watch(c, r, rearm)
 	if err != nil && c.claimRead() {
 		c.debug("reading with a goroutine instead of the poller", "err", err)
 		go c.readBlocking()

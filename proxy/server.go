@@ -45,8 +45,8 @@ type Server struct {
 	// poller reads idle connections without a goroutine each; nil where
 	// epoll is unavailable or before Serve. Set before the HTTP server
 	// starts, read-only after.
-	poller   *poller
-	readBufs sync.Pool // *[readBufSize]byte, lent to one reader at a time
+	poller *poller
+	rawIOs sync.Pool // *rawIO, lent to one goroutine at a time
 
 	nextID   atomic.Uint64
 	draining atomic.Bool
@@ -68,7 +68,7 @@ func New(cfg Config, broker Broker, authn Authenticator, authz Authorizer, logge
 		logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{cfg: cfg, broker: broker, authn: authn, authz: authz, log: logger, origins: origins}
-	s.readBufs.New = func() any { return new([readBufSize]byte) }
+	s.rawIOs.New = func() any { return newRawIO() }
 	s.hub = newHub(broker, logger, &s.stats, &s.hooks)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc(cfg.Path, s.serveCable)
@@ -206,13 +206,14 @@ func (s *Server) heartbeat(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
 	var buf []*conn
+	r := newRawIO()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			frame := pingFrame(now.Unix())
-			buf = s.hub.eachConnUnlocked(buf, func(c *conn) { c.sendNow(frame) })
+			buf = s.hub.eachConnUnlocked(buf, func(c *conn) { c.sendNow(frame, r) })
 			s.stats.PingsSent.Add(s.stats.ConnsOpen.Load())
 		}
 	}
