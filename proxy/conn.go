@@ -23,35 +23,39 @@ const (
 // conn is one client WebSocket. At most one reader at a time works on it
 // (see read.go); any goroutine may queue frames with send. Bytes reach the
 // socket only through the single flusher, so frames never interleave.
+//
+// Every idle connection keeps one, so its fields are packed (times as
+// int64, flags together): 200 bytes, a 208-byte allocation, where
+// time.Time fields made 264 bytes in a 288-byte one.
 type conn struct {
 	id     uint64
 	nc     net.Conn
 	srv    *Server
 	who    *auth.Identity // nil when authentication failed
 	remote string
-	since  time.Time
+	since  int64 // Unix nanoseconds
 
 	// Touched only by the reader that holds the connection (reading);
 	// the hand-over between readers goes through mu.
-	budget     float64    // command budget (token bucket)
-	budgetTime time.Time  // when budget was last refilled
-	rd         *readState // nil unless a frame or message is incomplete
+	budget   float64       // command budget (token bucket)
+	budgetAt time.Duration // when budget was last refilled, on srv.clock; 0: never
+	rd       *readState    // nil unless a frame or message is incomplete
 
 	mu        sync.Mutex // guards following
 	state     connState
-	queue     [][]byte // whole frames waiting for the flusher
-	pending   int      // bytes in queue
 	flushing  bool     // a flusher goroutine is running
 	closeDone bool     // the flusher closes the socket when the queue drains
+	reading   bool     // a reader holds the connection; see read.go
+	released  bool     // end has run or is running
+	queue     [][]byte // whole frames waiting for the flusher
+	pending   int      // bytes in queue
 	reason    string   // why the connection is closing
 	subs      map[string]*subscription
 	internal  *subscription // action_cable/<id>, nil without an identifier
-	reading   bool          // a reader holds the connection; see read.go
-	released  bool          // end has run or is running
 
 	// Owned by the running flusher (one at a time).
 	wbufs    net.Buffers // the batch being written; a field so it does not escape per write
-	deadline time.Time   // the write deadline last set
+	deadline int64       // the write deadline last set, Unix nanoseconds
 }
 
 // send queues frame for the client. It never blocks: when the client
@@ -204,11 +208,12 @@ const maxSpareFrames = 16
 // all the same.
 func (c *conn) refreshDeadline() {
 	now := time.Now()
-	if now.Add(c.srv.cfg.WriteTimeout / 2).Before(c.deadline) {
+	if now.Add(c.srv.cfg.WriteTimeout/2).UnixNano() < c.deadline {
 		return
 	}
-	c.deadline = now.Add(c.srv.cfg.WriteTimeout)
-	c.nc.SetWriteDeadline(c.deadline)
+	d := now.Add(c.srv.cfg.WriteTimeout)
+	c.deadline = d.UnixNano()
+	c.nc.SetWriteDeadline(d)
 }
 
 // writeFailed ends a connection whose socket refused a write: the peer is
@@ -300,7 +305,7 @@ func (c *conn) snapshot() ConnInfo {
 }
 
 func (c *conn) infoLocked() ConnInfo {
-	return ConnInfo{ID: c.id, User: c.user(), Remote: c.remote, Since: c.since, Subscriptions: len(c.subs)}
+	return ConnInfo{ID: c.id, User: c.user(), Remote: c.remote, Since: time.Unix(0, c.since), Subscriptions: len(c.subs)}
 }
 
 func (c *conn) user() string {

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"strings"
-	"time"
 	"unicode/utf8"
 
 	"github.com/cablecar/cablecar/auth"
@@ -59,13 +58,13 @@ func (c *conn) open() bool {
 func (c *conn) spend() bool {
 	rate := float64(c.srv.cfg.MaxCommandRate)
 	burst := max(float64(c.srv.cfg.MaxSubscriptions+16), 2*rate)
-	now := time.Now()
-	if c.budgetTime.IsZero() {
+	now := c.srv.clock()
+	if c.budgetAt == 0 {
 		c.budget = burst
 	} else {
-		c.budget = min(burst, c.budget+now.Sub(c.budgetTime).Seconds()*rate)
+		c.budget = min(burst, c.budget+(now-c.budgetAt).Seconds()*rate)
 	}
-	c.budgetTime = now
+	c.budgetAt = now
 	if c.budget < 1 {
 		return false
 	}

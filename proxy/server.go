@@ -48,6 +48,7 @@ type Server struct {
 	poller *poller
 	rawIOs sync.Pool // *rawIO, lent to one goroutine at a time
 
+	started  time.Time // monotonic origin of clock
 	nextID   atomic.Uint64
 	draining atomic.Bool
 	// connsMu orders conns.Add against the drain's conns.Wait: a
@@ -67,7 +68,7 @@ func New(cfg Config, broker Broker, authn Authenticator, authz Authorizer, logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, broker: broker, authn: authn, authz: authz, log: logger, origins: origins}
+	s := &Server{cfg: cfg, broker: broker, authn: authn, authz: authz, log: logger, origins: origins, started: time.Now()}
 	s.rawIOs.New = func() any { return newRawIO() }
 	s.hub = newHub(broker, logger, &s.stats, &s.hooks)
 	s.mux = http.NewServeMux()
@@ -76,6 +77,10 @@ func New(cfg Config, broker Broker, authn Authenticator, authz Authorizer, logge
 	s.mux.HandleFunc("/_broadcast", s.serveBroadcast)
 	return s, nil
 }
+
+// clock is monotonic time since New, never 0 after it: 8 bytes where a
+// connection would otherwise keep a 24-byte time.Time.
+func (s *Server) clock() time.Duration { return max(time.Since(s.started), 1) }
 
 // Handle adds another handler on the main listener (the dev console).
 // Call it before Serve.
@@ -254,7 +259,7 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// reading: this goroutine holds the connection until startReading.
-	c := &conn{id: s.nextID.Add(1), nc: nc, srv: s, who: who, remote: r.RemoteAddr, since: time.Now(), reading: true}
+	c := &conn{id: s.nextID.Add(1), nc: nc, srv: s, who: who, remote: r.RemoteAddr, since: time.Now().UnixNano(), reading: true}
 	s.stats.ConnsTotal.Add(1)
 	if authErr != nil {
 		c.who = nil
