@@ -20,7 +20,7 @@ import (
 //
 // Exactly one party at a time reads a connection: conn.reading says whether
 // a reader holds it. Whoever ends the connection's life (end) is decided
-// under conn.mu through conn.ended: the reader when reading stops, or, for
+// under conn.mu through conn.released: the reader when reading stops, or, for
 // a socket closed while it waits in the poller, whoever closed it — nobody
 // else would notice.
 
@@ -287,18 +287,26 @@ func (c *conn) readAvailable(r *rawIO) bool {
 }
 
 // park stops reading and gives the socket to the poller (again, when
-// rearm). If that fails (the socket was closed meanwhile, or the poller
-// stopped), a goroutine of its own reads it instead: it finds a closed
-// socket at once and ends the connection.
+// rearm). If that fails, the socket was usually closed meanwhile and the
+// connection ends here, unless its closer ended it; otherwise (the poller
+// stopped, say) a goroutine of its own reads it instead.
 func (c *conn) park(p *poller, r *rawIO, rearm bool) {
 	c.mu.Lock()
 	c.reading = false
 	c.mu.Unlock()
 	err := p.watch(c, r, rearm)
-	if err != nil && c.claimRead() {
-		c.debug("reading with a goroutine instead of the poller", "err", err)
-		go c.readBlocking()
+	if err == nil || !c.claimRead() {
+		return
 	}
+	c.mu.Lock()
+	closed := c.state == stateClosed
+	c.mu.Unlock()
+	if closed {
+		c.readingDone()
+		return
+	}
+	c.debug("reading with a goroutine instead of the poller", "err", err)
+	go c.readBlocking()
 }
 
 var (
