@@ -155,7 +155,7 @@ func benchFanout(b *testing.B, subs, window int) {
 		conns = append(conns, client, server)
 		readers.Add(1)
 		go func() { defer readers.Done(); d.read(client) }()
-		c := &conn{id: uint64(i + 1), nc: server, srv: srv, remote: client.LocalAddr().String(), since: time.Now()}
+		c := &conn{id: uint64(i + 1), nc: server, srv: srv, remote: client.LocalAddr().String(), since: time.Now().UnixNano()}
 		sub := &subscription{conn: c, identifier: benchIdentifier, quoted: quoted, channel: "BenchChannel", streams: []string{stream}}
 		c.subs = map[string]*subscription{benchIdentifier: sub}
 		srv.hub.addConn(c)

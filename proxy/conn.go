@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net"
 	"sync"
@@ -19,34 +20,42 @@ const (
 	stateClosed                   // socket closed
 )
 
-// conn is one client WebSocket. Its reader goroutine (serve) owns it; any
-// goroutine may queue frames with send. Bytes reach the socket only through
-// the single flusher, so frames never interleave.
+// conn is one client WebSocket. At most one reader at a time works on it
+// (see read.go); any goroutine may queue frames with send. Bytes reach the
+// socket only through the single flusher, so frames never interleave.
+//
+// Every idle connection keeps one, so its fields are packed (times as
+// int64, flags together): 200 bytes, a 208-byte allocation, where
+// time.Time fields made 264 bytes in a 288-byte one.
 type conn struct {
 	id     uint64
 	nc     net.Conn
 	srv    *Server
 	who    *auth.Identity // nil when authentication failed
 	remote string
-	since  time.Time
+	since  int64 // Unix nanoseconds
 
-	// Command budget (token bucket), touched only by the reader.
-	budget     float64
-	budgetTime time.Time
+	// Touched only by the reader that holds the connection (reading);
+	// the hand-over between readers goes through mu.
+	budget   float64       // command budget (token bucket)
+	budgetAt time.Duration // when budget was last refilled, on srv.clock; 0: never
+	rd       *readState    // nil unless a frame or message is incomplete
 
 	mu        sync.Mutex // guards following
 	state     connState
-	queue     [][]byte // whole frames waiting for the flusher
-	pending   int      // bytes in queue
 	flushing  bool     // a flusher goroutine is running
 	closeDone bool     // the flusher closes the socket when the queue drains
+	reading   bool     // a reader holds the connection; see read.go
+	released  bool     // end has run or is running
+	queue     [][]byte // whole frames waiting for the flusher
+	pending   int      // bytes in queue
 	reason    string   // why the connection is closing
 	subs      map[string]*subscription
 	internal  *subscription // action_cable/<id>, nil without an identifier
 
 	// Owned by the running flusher (one at a time).
 	wbufs    net.Buffers // the batch being written; a field so it does not escape per write
-	deadline time.Time   // the write deadline last set
+	deadline int64       // the write deadline last set, Unix nanoseconds
 }
 
 // send queues frame for the client. It never blocks: when the client
@@ -74,6 +83,42 @@ func (c *conn) send(frame []byte) {
 		return
 	}
 	c.appendLocked(frame)
+}
+
+// sendNow is send for a caller that holds no lock and may do socket IO:
+// when nothing is queued and no flusher runs, it writes frame itself
+// without waiting, as the socket buffer almost always has room. The
+// heartbeat uses it so that a ping to every idle connection does not start
+// a flusher goroutine, and leave its stack behind, for each. Whatever is not
+// written goes to a flusher as with send. r is the caller's scratch.
+func (c *conn) sendNow(frame []byte, r *rawIO) {
+	c.mu.Lock()
+	if c.state != stateOpen || c.flushing || len(c.queue) > 0 {
+		c.mu.Unlock()
+		c.send(frame)
+		return
+	}
+	c.flushing = true // this goroutine is the writer until it says otherwise
+	c.mu.Unlock()
+
+	c.refreshDeadline() // one set long ago has expired, and would fail the write
+	n, err := r.writeNow(c.nc, frame)
+	if err != nil && !errors.Is(err, errWouldBlock) {
+		c.writeFailed(err)
+		return
+	}
+	c.mu.Lock()
+	if n < len(frame) {
+		// Ahead of anything queued meanwhile: frames never interleave.
+		c.queue = append([][]byte{frame[n:]}, c.queue...)
+		c.pending += len(frame) - n
+	}
+	if len(c.queue) > 0 || c.closeDone {
+		go c.flush() // still flushing: the flusher takes over
+	} else {
+		c.flushing = false
+	}
+	c.mu.Unlock()
 }
 
 func (c *conn) appendLocked(frame []byte) {
@@ -128,6 +173,7 @@ func (c *conn) flush() {
 			c.mu.Unlock()
 			if closeNow {
 				c.nc.Close()
+				c.socketClosed()
 			}
 			return
 		}
@@ -162,11 +208,12 @@ const maxSpareFrames = 16
 // all the same.
 func (c *conn) refreshDeadline() {
 	now := time.Now()
-	if now.Add(c.srv.cfg.WriteTimeout / 2).Before(c.deadline) {
+	if now.Add(c.srv.cfg.WriteTimeout/2).UnixNano() < c.deadline {
 		return
 	}
-	c.deadline = now.Add(c.srv.cfg.WriteTimeout)
-	c.nc.SetWriteDeadline(c.deadline)
+	d := now.Add(c.srv.cfg.WriteTimeout)
+	c.deadline = d.UnixNano()
+	c.nc.SetWriteDeadline(d)
 }
 
 // writeFailed ends a connection whose socket refused a write: the peer is
@@ -185,6 +232,7 @@ func (c *conn) writeFailed(err error) {
 	c.mu.Unlock()
 	c.nc.Close()
 	c.debug("write failed", "err", err)
+	c.socketClosed()
 }
 
 // confirm sends confirm_subscription for sub unless it was unsubscribed or
@@ -221,7 +269,7 @@ func (c *conn) reject(identifier, channel string, why error) {
 	}
 }
 
-// release removes every subscription from the hub; run once, by serve.
+// release removes every subscription from the hub; run once, by end.
 func (c *conn) release() {
 	c.mu.Lock()
 	subs := c.subs
@@ -257,7 +305,7 @@ func (c *conn) snapshot() ConnInfo {
 }
 
 func (c *conn) infoLocked() ConnInfo {
-	return ConnInfo{ID: c.id, User: c.user(), Remote: c.remote, Since: c.since, Subscriptions: len(c.subs)}
+	return ConnInfo{ID: c.id, User: c.user(), Remote: c.remote, Since: time.Unix(0, c.since), Subscriptions: len(c.subs)}
 }
 
 func (c *conn) user() string {
@@ -286,6 +334,7 @@ func (c *conn) closeSocket(reason string) {
 	c.mu.Unlock()
 	if closeNow {
 		c.nc.Close()
+		c.socketClosed()
 	}
 }
 

@@ -5,15 +5,20 @@
 //
 // A broker (adapters/memory, adapters/redis) hands each message to the hub,
 // which looks up the stream's shard, encodes the frame once per distinct
-// identifier and queues the same bytes on every subscribed connection. Each
-// connection has one reader goroutine (which owns it) and at most one
-// flusher goroutine at a time, started when bytes are queued and gone when
-// the queue is empty, so an idle connection costs one parked goroutine.
+// identifier and queues the same bytes on every subscribed connection. A
+// connection has at most one reader at a time and at most one flusher
+// goroutine at a time, started when bytes are queued and gone when the
+// queue is empty. On Linux the reader too is short-lived: an idle socket
+// waits in the poller's epoll set (poll_linux.go, read.go), so an idle
+// connection costs no goroutine; elsewhere it keeps one parked reader.
 //
 // # Lock order
 //
 //	hub stream shard → conn.mu
 //	hub conn shard   → conn.mu
+//
+// The poller takes a hub conn shard lock (to find a connection by id) and
+// then conn.mu, never both at once.
 //
 // conn.mu is never held while taking a hub lock, and no lock is held during
 // socket IO. Broker.Subscribe and Broker.Unsubscribe are called under a

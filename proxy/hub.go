@@ -37,7 +37,7 @@ type streamShard struct {
 
 type connShard struct {
 	mu sync.Mutex
-	m  map[*conn]struct{} // guarded by mu
+	m  map[uint64]*conn // by conn.id; guarded by mu
 }
 
 // stream is one broadcasting name with local subscribers. Its fields are
@@ -64,7 +64,7 @@ func newHub(b Broker, log *slog.Logger, stats *Stats, hooks *Hooks) *hub {
 	h := &hub{broker: b, log: log, seed: maphash.MakeSeed(), stats: stats, hooks: hooks}
 	for i := range h.streams {
 		h.streams[i].m = make(map[string]*stream)
-		h.conns[i].m = make(map[*conn]struct{})
+		h.conns[i].m = make(map[uint64]*conn)
 	}
 	return h
 }
@@ -73,23 +73,31 @@ func (h *hub) streamShard(name string) *streamShard {
 	return &h.streams[maphash.String(h.seed, name)&(shardCount-1)]
 }
 
-func (h *hub) connShard(c *conn) *connShard {
-	return &h.conns[c.id&(shardCount-1)]
+func (h *hub) connShard(id uint64) *connShard {
+	return &h.conns[id&(shardCount-1)]
 }
 
 func (h *hub) addConn(c *conn) {
-	s := h.connShard(c)
+	s := h.connShard(c.id)
 	s.mu.Lock()
-	s.m[c] = struct{}{}
+	s.m[c.id] = c
 	s.mu.Unlock()
 	h.stats.ConnsOpen.Add(1)
 }
 
-func (h *hub) removeConn(c *conn) {
-	s := h.connShard(c)
+// conn finds an open connection by id; nil once it was removed.
+func (h *hub) conn(id uint64) *conn {
+	s := h.connShard(id)
 	s.mu.Lock()
-	_, ok := s.m[c]
-	delete(s.m, c)
+	defer s.mu.Unlock()
+	return s.m[id]
+}
+
+func (h *hub) removeConn(c *conn) {
+	s := h.connShard(c.id)
+	s.mu.Lock()
+	_, ok := s.m[c.id]
+	delete(s.m, c.id)
 	s.mu.Unlock()
 	if ok {
 		h.stats.ConnsOpen.Add(-1)
@@ -102,11 +110,31 @@ func (h *hub) eachConn(fn func(*conn)) {
 	for i := range h.conns {
 		s := &h.conns[i]
 		s.mu.Lock()
-		for c := range s.m {
+		for _, c := range s.m {
 			fn(c)
 		}
 		s.mu.Unlock()
 	}
+}
+
+// eachConnUnlocked calls fn for every open connection with no hub lock
+// held, so fn may do socket IO: each shard's connections are copied into
+// buf first. It returns buf for the next call to reuse.
+func (h *hub) eachConnUnlocked(buf []*conn, fn func(*conn)) []*conn {
+	for i := range h.conns {
+		s := &h.conns[i]
+		buf = buf[:0]
+		s.mu.Lock()
+		for _, c := range s.m {
+			buf = append(buf, c)
+		}
+		s.mu.Unlock()
+		for _, c := range buf {
+			fn(c)
+		}
+	}
+	clear(buf) // keep no connection alive until the next call
+	return buf[:0]
 }
 
 // subscribe adds sub to each of its streams. The first local subscriber of

@@ -6,13 +6,8 @@ import (
 	"fmt"
 	"io"
 	"net"
-	"slices"
-	"strconv"
 	"strings"
-	"time"
 	"unicode/utf8"
-
-	"github.com/gobwas/ws"
 
 	"github.com/cablecar/cablecar/auth"
 )
@@ -58,150 +53,23 @@ func (c *conn) open() bool {
 	return true
 }
 
-// run is the connection's reader: it owns the connection until the socket
-// closes, then releases everything.
-func (c *conn) run() {
-	c.readLoop()
-	c.srv.hub.removeConn(c)
-	info := c.snapshot()
-	c.release()
-	c.closeSocket("client_gone")
-	reason := c.closeReason()
-	c.info("disconnected", "reason", reason)
-	if h := c.srv.hooks.ConnClosed; h != nil {
-		h(info, reason)
-	}
-}
-
-// offLoop runs fn on a short-lived goroutine and waits for it. Commands
-// are rare and their work (JSON, authorization, logging) needs a deep
-// stack; run on the reader, that stack would stay with every idle
-// connection. Waiting keeps commands in order.
-func (c *conn) offLoop(fn func()) {
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		fn()
-	}()
-	<-done
-}
-
-func (c *conn) readLoop() {
-	for {
-		op, msg, err := c.readMessage()
-		var ce *closeError
-		switch {
-		case errors.As(err, &ce):
-			c.offLoop(func() { c.info("closing connection: "+ce.Error(), "reason", ce.reason) })
-			c.finish(ce.reason, ce.frame)
-			return
-		case err != nil:
-			c.closeSocket("client_gone")
-			return
-		case op == ws.OpClose:
-			c.finish("client_closed", frameCloseNormal)
-			return
-		case !c.spend():
-			c.offLoop(func() {
-				c.info("closing connection: more than CABLECAR_MAX_COMMAND_RATE commands per second", "reason", "command_rate")
-			})
-			c.finish("command_rate", frameClosePolicy)
-			return
-		case op == ws.OpBinary:
-			c.offLoop(func() { c.info("ignored a binary frame: Action Cable speaks text", "bytes", len(msg)) })
-		default:
-			c.offLoop(func() { c.handle(msg) })
-		}
-	}
-}
-
 // spend takes one command from the connection's budget, which refills at
 // MaxCommandRate per second up to the burst.
 func (c *conn) spend() bool {
 	rate := float64(c.srv.cfg.MaxCommandRate)
 	burst := max(float64(c.srv.cfg.MaxSubscriptions+16), 2*rate)
-	now := time.Now()
-	if c.budgetTime.IsZero() {
+	now := c.srv.clock()
+	if c.budgetAt == 0 {
 		c.budget = burst
 	} else {
-		c.budget = min(burst, c.budget+now.Sub(c.budgetTime).Seconds()*rate)
+		c.budget = min(burst, c.budget+(now-c.budgetAt).Seconds()*rate)
 	}
-	c.budgetTime = now
+	c.budgetAt = now
 	if c.budget < 1 {
 		return false
 	}
 	c.budget--
 	return true
-}
-
-// readMessage returns the next data message, reassembled from fragments,
-// or a close frame. Pings are answered through the flusher on the way.
-func (c *conn) readMessage() (ws.OpCode, []byte, error) {
-	var msg []byte
-	var op ws.OpCode
-	for {
-		h, err := ws.ReadHeader(c.nc)
-		if err != nil {
-			if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isNetErr(err) {
-				return 0, nil, err
-			}
-			return 0, nil, protocolError(err.Error())
-		}
-		if !h.Masked {
-			return 0, nil, protocolError("client frame is not masked")
-		}
-		if h.Rsv != 0 {
-			return 0, nil, protocolError("reserved bits set; no extension was negotiated")
-		}
-		if h.OpCode.IsControl() {
-			if h.Length > 125 || !h.Fin {
-				return 0, nil, protocolError("control frame too long or fragmented")
-			}
-			p, err := c.readPayload(nil, h)
-			if err != nil {
-				return 0, nil, err
-			}
-			switch h.OpCode {
-			case ws.OpPing:
-				c.send(pongFrame(p))
-			case ws.OpClose:
-				return ws.OpClose, p, nil
-			}
-			continue
-		}
-		switch {
-		case !h.OpCode.IsData() && h.OpCode != ws.OpContinuation:
-			return 0, nil, protocolError("unknown opcode " + strconv.Itoa(int(h.OpCode)))
-		case h.OpCode == ws.OpContinuation && op == 0:
-			return 0, nil, protocolError("continuation frame without a first frame")
-		case h.OpCode != ws.OpContinuation && op != 0:
-			return 0, nil, protocolError("new message inside a fragmented one")
-		}
-		if op == 0 {
-			op = h.OpCode
-		}
-		if int64(len(msg))+h.Length > int64(c.srv.cfg.MaxMessageSize) {
-			return 0, nil, &closeError{frame: frameCloseTooBig, reason: "message_too_big",
-				detail: fmt.Sprintf("message over CABLECAR_MAX_MESSAGE_SIZE (%d bytes)", c.srv.cfg.MaxMessageSize)}
-		}
-		if msg, err = c.readPayload(msg, h); err != nil {
-			return 0, nil, err
-		}
-		if h.Fin {
-			return op, msg, nil
-		}
-	}
-}
-
-// readPayload appends h's unmasked payload to dst.
-func (c *conn) readPayload(dst []byte, h ws.Header) ([]byte, error) {
-	n := len(dst)
-	dst = slices.Grow(dst, int(h.Length))[:n+int(h.Length)] // one allocation, no zeroed temporary
-	if _, err := io.ReadFull(c.nc, dst[n:]); err != nil {
-		return nil, err
-	}
-	ws.Cipher(dst[n:], h.Mask, 0)
-	return dst, nil
 }
 
 // remoteCommand handles a message on the connection's internal channel:

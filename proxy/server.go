@@ -42,13 +42,20 @@ type Server struct {
 	hooks   Hooks
 	mux     *http.ServeMux
 
+	// poller reads idle connections without a goroutine each; nil where
+	// epoll is unavailable or before Serve. Set before the HTTP server
+	// starts, read-only after.
+	poller *poller
+	rawIOs sync.Pool // *rawIO, lent to one goroutine at a time
+
+	started  time.Time // monotonic origin of clock
 	nextID   atomic.Uint64
 	draining atomic.Bool
 	// connsMu orders conns.Add against the drain's conns.Wait: a
 	// WaitGroup must not be added to while it may be waited on at zero.
 	connsMu sync.Mutex
 	drained bool           // guarded by connsMu: no new readers after this
-	conns   sync.WaitGroup // one per upgraded connection's serve
+	conns   sync.WaitGroup // one per opened connection, done by its end
 }
 
 // New checks cfg and builds a server. It starts nothing.
@@ -61,7 +68,8 @@ func New(cfg Config, broker Broker, authn Authenticator, authz Authorizer, logge
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	s := &Server{cfg: cfg, broker: broker, authn: authn, authz: authz, log: logger, origins: origins}
+	s := &Server{cfg: cfg, broker: broker, authn: authn, authz: authz, log: logger, origins: origins, started: time.Now()}
+	s.rawIOs.New = func() any { return newRawIO() }
 	s.hub = newHub(broker, logger, &s.stats, &s.hooks)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc(cfg.Path, s.serveCable)
@@ -69,6 +77,10 @@ func New(cfg Config, broker Broker, authn Authenticator, authz Authorizer, logge
 	s.mux.HandleFunc("/_broadcast", s.serveBroadcast)
 	return s, nil
 }
+
+// clock is monotonic time since New, never 0 after it: 8 bytes where a
+// connection would otherwise keep a 24-byte time.Time.
+func (s *Server) clock() time.Duration { return max(time.Since(s.started), 1) }
 
 // Handle adds another handler on the main listener (the dev console).
 // Call it before Serve.
@@ -112,6 +124,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	brokerDone := make(chan error, 1)
 	go func() { brokerDone <- s.broker.Run(brokerCtx, s.hub.deliver, s.hub.activate) }()
 
+	pollCtx, stopPoll := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopPoll()
+	pollDone := s.startPoller(pollCtx)
+
 	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
@@ -126,11 +142,37 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	case err := <-brokerDone:
 		return fmt.Errorf("broker stopped: %w", err)
+	case err := <-pollDone:
+		return fmt.Errorf("poller stopped: %w", err)
 	}
 	s.drain(hs)
+	stopPoll()
+	if s.poller != nil {
+		<-pollDone
+	}
 	stopBroker()
 	<-brokerDone
 	return nil
+}
+
+// startPoller creates the epoll poller and runs it until ctx is done; the
+// channel reports why it stopped. Without one (not Linux, or epoll
+// failed), every connection gets a reader goroutine and the channel never
+// fires.
+func (s *Server) startPoller(ctx context.Context) <-chan error {
+	done := make(chan error, 1)
+	p, err := newPoller(s.hub)
+	if err != nil {
+		level := slog.LevelWarn // on Linux: idle connections will cost more memory
+		if errors.Is(err, errNoPoller) {
+			level = slog.LevelDebug
+		}
+		s.log.Log(context.Background(), level, "reading each connection with a goroutine of its own: "+err.Error())
+		return done
+	}
+	s.poller = p
+	go func() { done <- p.run(ctx) }()
+	return done
 }
 
 // drain stops accepting, then closes every connection with server_restart.
@@ -153,29 +195,38 @@ func (s *Server) drain(hs *http.Server) {
 		s.log.Info("shutdown complete", "connections", n)
 	case <-sctx.Done():
 		s.log.Warn("shutdown timeout: closing remaining connections", "open", s.stats.ConnsOpen.Load())
-		s.hub.eachConn(func(c *conn) { c.nc.Close() })
+		var left []*conn
+		s.hub.eachConn(func(c *conn) { left = append(left, c) })
+		for _, c := range left { // outside the hub lock: closing may end c
+			c.nc.Close()
+			c.socketClosed()
+		}
 	}
 }
 
 // heartbeat sends every open connection the same ping frame, built once
-// per tick, from one process-wide ticker as Rails does.
+// per tick, from one process-wide ticker as Rails does. It writes to idle
+// sockets itself (sendNow), holding no hub lock meanwhile.
 func (s *Server) heartbeat(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
+	var buf []*conn
+	r := newRawIO()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			frame := pingFrame(now.Unix())
-			s.hub.eachConn(func(c *conn) { c.send(frame) })
+			buf = s.hub.eachConnUnlocked(buf, func(c *conn) { c.sendNow(frame, r) })
 			s.stats.PingsSent.Add(s.stats.ConnsOpen.Load())
 		}
 	}
 }
 
 // serveCable checks the origin, authenticates, upgrades and hands the
-// socket to its own goroutine, so the HTTP server's buffers are freed.
+// socket to its reader (see read.go), so the HTTP server's buffers and
+// this goroutine are freed.
 func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 	if !isUpgrade(r) {
 		notFound(w)
@@ -207,7 +258,8 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		nc.Close()
 		return
 	}
-	c := &conn{id: s.nextID.Add(1), nc: nc, srv: s, who: who, remote: r.RemoteAddr, since: time.Now()}
+	// reading: this goroutine holds the connection until startReading.
+	c := &conn{id: s.nextID.Add(1), nc: nc, srv: s, who: who, remote: r.RemoteAddr, since: time.Now().UnixNano(), reading: true}
 	s.stats.ConnsTotal.Add(1)
 	if authErr != nil {
 		c.who = nil
@@ -231,13 +283,9 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		s.conns.Add(1)
 	}
 	s.connsMu.Unlock()
-	if !ok {
-		return
+	if ok {
+		c.startReading()
 	}
-	go func() {
-		defer s.conns.Done()
-		c.run()
-	}()
 }
 
 func isUpgrade(r *http.Request) bool {

@@ -1,0 +1,254 @@
+// The cablecar_nopoll tag builds the goroutine-per-connection fallback on
+// Linux too, so its tests run here: go test -tags cablecar_nopoll ./proxy
+
+//go:build !cablecar_nopoll
+
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// poller watches idle connections for bytes to read with one epoll set, so
+// an idle connection costs no goroutine (see read.go). Each registration is
+// one-shot: a readable socket is reported once, then left alone until its
+// reader re-arms it, so at most one reader runs per connection.
+//
+// The epoll descriptor itself sits in Go's netpoller (it is readable while
+// events are ready), so the poller goroutine parks like any other and
+// closing the file wakes it: no thread is blocked in epoll_wait.
+type poller struct {
+	hub *hub
+	ep  *os.File
+	raw syscall.RawConn
+
+	// Used by run only; waitFd is p.epollWait, bound once so that a wait
+	// allocates nothing.
+	events [128]unix.EpollEvent
+	n      int
+	err    error
+	waitFd func(uintptr) bool
+}
+
+// newPoller creates the epoll set; run serves it.
+func newPoller(h *hub) (*poller, error) {
+	fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll_create1: %w", err)
+	}
+	if err := unix.SetNonblock(fd, true); err != nil {
+		unix.Close(fd)
+		return nil, fmt.Errorf("epoll set non-blocking: %w", err)
+	}
+	ep := os.NewFile(uintptr(fd), "epoll")
+	raw, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		return nil, fmt.Errorf("epoll raw conn: %w", err)
+	}
+	p := &poller{hub: h, ep: ep, raw: raw}
+	p.waitFd = p.epollWait
+	return p, nil
+}
+
+// pollEvents is what a registered socket waits for. EPOLLRDHUP reports a
+// peer's FIN; errors and hangups are always reported.
+const pollEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+
+// run hands each readable connection to a short-lived reader until ctx is
+// done, then closes the epoll set. Sockets still registered stay open: the
+// drain has closed them, or will.
+func (p *poller) run(ctx context.Context) error {
+	stop := context.AfterFunc(ctx, func() { p.ep.Close() })
+	defer stop()
+	defer p.ep.Close()
+	for {
+		n, err := p.wait()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return err
+		}
+		for i := range p.events[:n] {
+			p.dispatch(eventConn(&p.events[i]))
+		}
+	}
+}
+
+// wait parks until events are ready and copies them into p.events.
+func (p *poller) wait() (int, error) {
+	p.n, p.err = 0, nil
+	if err := p.raw.Read(p.waitFd); err != nil {
+		return 0, fmt.Errorf("epoll wait: %w", err)
+	}
+	if p.err != nil {
+		return 0, fmt.Errorf("epoll wait: %w", p.err)
+	}
+	return p.n, nil
+}
+
+func (p *poller) epollWait(fd uintptr) bool {
+	for {
+		p.n, p.err = unix.EpollWait(int(fd), p.events[:], 0)
+		if p.err != unix.EINTR {
+			return p.n != 0 || p.err != nil // nothing ready: park in the netpoller
+		}
+	}
+}
+
+// dispatch starts a reader for connection id unless it ended meanwhile
+// (an event may outlive its socket: ids, unlike descriptors, are never
+// reused).
+func (p *poller) dispatch(id uint64) {
+	c := p.hub.conn(id)
+	if c == nil || !c.claimRead() {
+		return
+	}
+	go c.readReady(p)
+}
+
+// watch registers c's socket (again, when rearm) for one report; the
+// caller must not be reading it any more. r is the caller's scratch.
+func (p *poller) watch(c *conn, r *rawIO, rearm bool) error {
+	op := unix.EPOLL_CTL_ADD
+	if rearm {
+		op = unix.EPOLL_CTL_MOD
+	}
+	sock, err := rawConn(c.nc)
+	if err != nil {
+		return err
+	}
+	// Both descriptors are held through Control, so neither can be closed
+	// and reused by another file meanwhile: a socket closed first makes
+	// this fail instead.
+	r.sock, r.op, r.err = sock, op, nil
+	r.ev = unix.EpollEvent{Events: pollEvents}
+	setEventConn(&r.ev, c.id)
+	err = p.raw.Control(r.onEpoll)
+	r.sock = nil
+	if err == nil {
+		err = r.err
+	}
+	if err != nil {
+		return fmt.Errorf("epoll_ctl conn %d: %w", c.id, err)
+	}
+	return nil
+}
+
+// setEventConn stores a connection id in an event's 64-bit user data.
+func setEventConn(ev *unix.EpollEvent, id uint64) {
+	ev.Fd, ev.Pad = int32(uint32(id)), int32(uint32(id>>32))
+}
+
+func eventConn(ev *unix.EpollEvent) uint64 {
+	return uint64(uint32(ev.Fd)) | uint64(uint32(ev.Pad))<<32
+}
+
+var errNotPollable = errors.New("socket has no file descriptor to poll")
+
+func rawConn(nc net.Conn) (syscall.RawConn, error) {
+	sc, ok := nc.(syscall.Conn)
+	if !ok {
+		return nil, errNotPollable
+	}
+	return sc.SyscallConn()
+}
+
+// rawIO is one goroutine's scratch for non-blocking socket calls: the read
+// buffer, the results, and the callbacks RawConn takes, bound once, so that
+// a read, a write or an epoll_ctl allocates nothing. Servers pool them
+// (Server.rawIOs).
+type rawIO struct {
+	buf [readBufSize]byte
+
+	p    []byte // what readFd and writeFd use
+	n    int
+	err  error
+	sock syscall.RawConn // while ctl runs
+	ep   uintptr         // the epoll descriptor, while ctl runs
+	op   int             // EPOLL_CTL_ADD or _MOD, while ctl runs
+	ev   unix.EpollEvent
+
+	readFd, writeFd func(uintptr) bool
+	onEpoll, onSock func(uintptr)
+}
+
+func newRawIO() *rawIO {
+	r := &rawIO{}
+	r.readFd, r.writeFd, r.onEpoll, r.onSock = r.read, r.write, r.ctlEpoll, r.ctlSock
+	return r
+}
+
+// read and write try once (EINTR aside) and report done either way:
+// nothing here parks; the poller or a flusher waits instead.
+func (r *rawIO) read(fd uintptr) bool {
+	for {
+		r.n, r.err = unix.Read(int(fd), r.p)
+		if r.err != unix.EINTR {
+			return true
+		}
+	}
+}
+
+func (r *rawIO) write(fd uintptr) bool {
+	for {
+		r.n, r.err = unix.Write(int(fd), r.p)
+		if r.err != unix.EINTR {
+			return true
+		}
+	}
+}
+
+func (r *rawIO) ctlEpoll(ep uintptr) {
+	r.ep = ep
+	if err := r.sock.Control(r.onSock); err != nil {
+		r.err = err
+	}
+}
+
+func (r *rawIO) ctlSock(fd uintptr) { r.err = unix.EpollCtl(int(r.ep), r.op, int(fd), &r.ev) }
+
+// readNow reads what the socket holds into r.buf without waiting:
+// errWouldBlock when nothing is there, 0 bytes at the peer's FIN.
+func (r *rawIO) readNow(nc net.Conn) (int, error) {
+	r.p = r.buf[:]
+	return r.do(nc, true)
+}
+
+// writeNow writes what the socket takes of p without waiting:
+// errWouldBlock when its buffer is full.
+func (r *rawIO) writeNow(nc net.Conn, p []byte) (int, error) {
+	r.p = p
+	return r.do(nc, false)
+}
+
+func (r *rawIO) do(nc net.Conn, read bool) (int, error) {
+	defer func() { r.p = nil }()
+	raw, err := rawConn(nc)
+	if err != nil {
+		return 0, err
+	}
+	r.n, r.err = 0, nil
+	if read {
+		err = raw.Read(r.readFd)
+	} else {
+		err = raw.Write(r.writeFd)
+	}
+	switch {
+	case err != nil:
+		return 0, err
+	case r.err == unix.EAGAIN:
+		return 0, errWouldBlock
+	case r.err != nil:
+		return 0, r.err
+	}
+	return r.n, nil
+}
