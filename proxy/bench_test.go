@@ -128,6 +128,11 @@ func benchFanout(b *testing.B, subs, window int) {
 	const stream = "bench-0"
 	srv := &Server{cfg: Config{}.withDefaults(), log: slog.New(slog.DiscardHandler)}
 	srv.hub = newHub(nopBroker{}, srv.log, &srv.stats, &srv.hooks)
+	srv.rawIOs.New = func() any { return newRawIO() } // as New and Serve do
+	srv.writers = newWriterPool()
+	wctx, stopWriters := context.WithCancel(context.Background())
+	defer stopWriters()
+	go srv.writers.run(wctx)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

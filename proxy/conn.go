@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"net"
+	"os"
 	"sync"
 	"time"
 
@@ -101,8 +102,14 @@ func (c *conn) sendNow(frame []byte, r *rawIO) {
 	c.flushing = true // this goroutine is the writer until it says otherwise
 	c.mu.Unlock()
 
-	c.refreshDeadline() // one set long ago has expired, and would fail the write
+	// A non-blocking write needs no deadline, and setting one costs a
+	// clock read per delivery; only a deadline set long ago for a
+	// flusher's write, now passed, refuses it.
 	n, err := r.writeNow(c.nc, frame)
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		c.refreshDeadline()
+		n, err = r.writeNow(c.nc, frame)
+	}
 	if err != nil && !errors.Is(err, errWouldBlock) {
 		c.writeFailed(err)
 		return
@@ -124,8 +131,17 @@ func (c *conn) sendNow(frame []byte, r *rawIO) {
 func (c *conn) appendLocked(frame []byte) {
 	c.queue = append(c.queue, frame)
 	c.pending += len(frame)
-	if !c.flushing {
-		c.flushing = true
+	c.startFlushLocked()
+}
+
+// startFlushLocked makes sure a writer will take the queue: a writer of
+// the pool, or a flusher goroutine of this connection's own.
+func (c *conn) startFlushLocked() {
+	if c.flushing {
+		return
+	}
+	c.flushing = true
+	if !c.srv.writers.schedule(c) {
 		go c.flush()
 	}
 }
@@ -148,44 +164,19 @@ func (c *conn) finishLocked(reason string, frames ...[]byte) {
 		c.queue = append(c.queue, f)
 		c.pending += len(f)
 	}
-	if !c.flushing {
-		c.flushing = true
-		go c.flush()
-	}
+	c.startFlushLocked()
 }
 
-// flush writes the queue in batches, one writev per batch. It exits when
-// the queue is empty.
+// flush writes the queue in batches, one writev per batch, waiting for the
+// socket as long as the write deadline allows. It exits when the queue is
+// empty.
 func (c *conn) flush() {
 	var done [][]byte // the last batch written, handed back as the next queue
 	for {
-		c.mu.Lock()
-		batch := c.queue
-		if len(batch) == 0 || c.state == stateClosed {
-			c.flushing = false
-			if batch == nil && cap(done) > 0 && cap(done) <= maxSpareFrames && c.state == stateOpen {
-				c.queue = done[:0] // an empty queue that keeps its small array
-			}
-			closeNow := c.closeDone && c.state != stateClosed
-			if closeNow {
-				c.state = stateClosed
-			}
-			c.mu.Unlock()
-			if closeNow {
-				c.nc.Close()
-				c.socketClosed()
-			}
+		batch, ok := c.nextBatch(done)
+		if !ok {
 			return
 		}
-		// Double-buffer: the written batch's array becomes the next
-		// queue, so a busy connection queues without allocating. Large
-		// arrays are let go, so an idle connection holds none.
-		c.queue, c.pending = nil, 0
-		if cap(done) > 0 && cap(done) <= maxSpareFrames {
-			c.queue = done[:0]
-		}
-		c.mu.Unlock()
-
 		c.refreshDeadline()
 		c.wbufs = batch
 		_, err := c.wbufs.WriteTo(c.nc)
@@ -197,6 +188,94 @@ func (c *conn) flush() {
 		}
 		done = batch
 	}
+}
+
+// flushNow is flush for a writer of the pool, which must not wait on one
+// socket: it writes what the socket takes at once and hands the rest to a
+// flusher goroutine, which stays the connection's only writer.
+func (c *conn) flushNow(r *rawIO) {
+	var done [][]byte
+	for {
+		batch, ok := c.nextBatch(done)
+		if !ok {
+			return
+		}
+		n, err := r.writevNow(c.nc, batch)
+		if errors.Is(err, os.ErrDeadlineExceeded) { // set long ago for a flusher's write
+			c.refreshDeadline()
+			n, err = r.writevNow(c.nc, batch)
+		}
+		if err != nil && !errors.Is(err, errWouldBlock) {
+			clear(batch)
+			c.writeFailed(err)
+			return
+		}
+		if rest := unwritten(batch, n); len(rest) > 0 {
+			c.requeueFront(rest)
+			go c.flush()
+			return
+		}
+		clear(batch)
+		done = batch
+	}
+}
+
+// nextBatch takes the queue for writing and hands done's array back as the
+// next queue (double-buffering: a busy connection queues without
+// allocating; large arrays are let go, so an idle connection holds none).
+// With nothing queued, or the socket closed, it gives up the flusher role
+// instead, closing the socket if the final frames were asked for, and
+// reports false.
+func (c *conn) nextBatch(done [][]byte) ([][]byte, bool) {
+	c.mu.Lock()
+	batch := c.queue
+	if len(batch) == 0 || c.state == stateClosed {
+		c.flushing = false
+		if batch == nil && cap(done) > 0 && cap(done) <= maxSpareFrames && c.state == stateOpen {
+			c.queue = done[:0] // an empty queue that keeps its small array
+		}
+		closeNow := c.closeDone && c.state != stateClosed
+		if closeNow {
+			c.state = stateClosed
+		}
+		c.mu.Unlock()
+		if closeNow {
+			c.nc.Close()
+			c.socketClosed()
+		}
+		return nil, false
+	}
+	c.queue, c.pending = nil, 0
+	if cap(done) > 0 && cap(done) <= maxSpareFrames {
+		c.queue = done[:0]
+	}
+	c.mu.Unlock()
+	return batch, true
+}
+
+// requeueFront puts frames not yet written back ahead of whatever was
+// queued meanwhile, so frames never reorder.
+func (c *conn) requeueFront(rest [][]byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, f := range rest {
+		c.pending += len(f)
+	}
+	c.queue = append(rest, c.queue...)
+}
+
+// unwritten returns what of batch is left after n bytes were written: the
+// frames not reached, the first of them cut where the write stopped.
+func unwritten(batch [][]byte, n int) [][]byte {
+	for i, f := range batch {
+		if n < len(f) {
+			rest := batch[i:]
+			rest[0] = f[n:]
+			return rest
+		}
+		n -= len(f)
+	}
+	return nil
 }
 
 // maxSpareFrames bounds the queue array a connection keeps for reuse.

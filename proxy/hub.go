@@ -230,7 +230,7 @@ func (h *hub) deliver(name string, payload []byte) {
 		}
 		frame := messageFrame(g.quoted, payload)
 		for sub := range g.subs {
-			sub.conn.send(frame)
+			sub.conn.send(frame) // the writer pool puts it on the socket
 		}
 	}
 	if hook := h.hooks.Broadcast; hook != nil {

@@ -177,13 +177,16 @@ type rawIO struct {
 	op   int             // EPOLL_CTL_ADD or _MOD, while ctl runs
 	ev   unix.EpollEvent
 
+	iov             [][]byte // what writevFd writes
 	readFd, writeFd func(uintptr) bool
+	writevFd        func(uintptr) bool
 	onEpoll, onSock func(uintptr)
 }
 
 func newRawIO() *rawIO {
 	r := &rawIO{}
 	r.readFd, r.writeFd, r.onEpoll, r.onSock = r.read, r.write, r.ctlEpoll, r.ctlSock
+	r.writevFd = r.writev
 	return r
 }
 
@@ -207,6 +210,15 @@ func (r *rawIO) write(fd uintptr) bool {
 	}
 }
 
+func (r *rawIO) writev(fd uintptr) bool {
+	for {
+		r.n, r.err = unix.Writev(int(fd), r.iov)
+		if r.err != unix.EINTR {
+			return true
+		}
+	}
+}
+
 func (r *rawIO) ctlEpoll(ep uintptr) {
 	r.ep = ep
 	if err := r.sock.Control(r.onSock); err != nil {
@@ -224,23 +236,54 @@ func (r *rawIO) readNow(nc net.Conn) (int, error) {
 }
 
 // writeNow writes what the socket takes of p without waiting:
-// errWouldBlock when its buffer is full.
+// errWouldBlock when its buffer is full, or when nc has no descriptor (a
+// pipe in tests), so that a flusher writes it.
 func (r *rawIO) writeNow(nc net.Conn, p []byte) (int, error) {
 	r.p = p
-	return r.do(nc, false)
+	n, err := r.do(nc, false)
+	if errors.Is(err, errNotPollable) {
+		return 0, errWouldBlock
+	}
+	return n, err
 }
 
 func (r *rawIO) do(nc net.Conn, read bool) (int, error) {
 	defer func() { r.p = nil }()
+	if read {
+		return r.call(nc, true, r.readFd)
+	}
+	return r.call(nc, false, r.writeFd)
+}
+
+// iovMax is the most buffers one writev takes (Linux's IOV_MAX).
+const iovMax = 1024
+
+// writevNow writes what the socket takes of bufs, in order, without
+// waiting; errors as writeNow.
+func (r *rawIO) writevNow(nc net.Conn, bufs [][]byte) (int, error) {
+	if len(bufs) == 1 {
+		return r.writeNow(nc, bufs[0])
+	}
+	r.iov = bufs[:min(len(bufs), iovMax)]
+	defer func() { r.iov = nil }()
+	n, err := r.call(nc, false, r.writevFd)
+	if errors.Is(err, errNotPollable) {
+		return 0, errWouldBlock
+	}
+	return n, err
+}
+
+// call runs fn, one non-blocking syscall, on nc's descriptor.
+func (r *rawIO) call(nc net.Conn, read bool, fn func(uintptr) bool) (int, error) {
 	raw, err := rawConn(nc)
 	if err != nil {
 		return 0, err
 	}
 	r.n, r.err = 0, nil
 	if read {
-		err = raw.Read(r.readFd)
+		err = raw.Read(fn)
 	} else {
-		err = raw.Write(r.writeFd)
+		err = raw.Write(fn)
 	}
 	switch {
 	case err != nil:

@@ -22,5 +22,6 @@ type rawIO struct{ buf [readBufSize]byte }
 func newRawIO() *rawIO                       { return &rawIO{} }
 func (*rawIO) readNow(net.Conn) (int, error) { return 0, errNoPoller }
 
-// writeNow leaves every write to a flusher goroutine here.
-func (*rawIO) writeNow(net.Conn, []byte) (int, error) { return 0, errWouldBlock }
+// writeNow and writevNow leave every write to a flusher goroutine here.
+func (*rawIO) writeNow(net.Conn, []byte) (int, error)    { return 0, errWouldBlock }
+func (*rawIO) writevNow(net.Conn, [][]byte) (int, error) { return 0, errWouldBlock }

@@ -1,7 +1,9 @@
 package proxy_test
 
 import (
+	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -49,6 +51,41 @@ func TestPingsOutliveWriteDeadline(t *testing.T) {
 	for i := 0; i < 5; i++ {
 		if f := c.next(); f.op != ws.OpText || !strings.HasPrefix(string(f.payload), `{"type":"ping"`) {
 			t.Fatalf("got %v %s, want a ping", f.op, f.payload)
+		}
+	}
+	if n := ts.Stats().ConnsOpen.Load(); n != 1 {
+		t.Errorf("%d connections open, want 1", n)
+	}
+}
+
+// Broadcasts on a quiet stream are written at once by the fan-out, and
+// still reach a subscriber long after the write deadline its last write
+// set has passed; a burst on the same stream arrives whole and in order.
+func TestQuietAndBusyBroadcastsOutliveWriteDeadline(t *testing.T) {
+	ts := startServer(t, proxy.Config{PingInterval: time.Hour, WriteTimeout: 50 * time.Millisecond}, anonymous(), nil)
+	c := welcomed(t, ts.url(""))
+	c.command("subscribe", lobby)
+	if got := c.nextText(); got != confirmFrame(lobby) {
+		t.Fatalf("got %s", got)
+	}
+	for i := range 3 {
+		time.Sleep(120 * time.Millisecond) // the last deadline has passed
+		p := fmt.Sprintf(`{"quiet":%d}`, i)
+		if err := ts.broker.Publish(context.Background(), "chat:lobby", []byte(p)); err != nil {
+			t.Fatal(err)
+		}
+		if got := c.nextText(); got != messageFrame(lobby, p) {
+			t.Fatalf("quiet broadcast %d: got %s", i, got)
+		}
+	}
+	for i := range 200 {
+		if err := ts.broker.Publish(context.Background(), "chat:lobby", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 200 {
+		if got := c.nextText(); got != messageFrame(lobby, fmt.Sprint(i)) {
+			t.Fatalf("burst message %d: got %s", i, got)
 		}
 	}
 	if n := ts.Stats().ConnsOpen.Load(); n != 1 {

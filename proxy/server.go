@@ -45,8 +45,9 @@ type Server struct {
 	// poller reads idle connections without a goroutine each; nil where
 	// epoll is unavailable or before Serve. Set before the HTTP server
 	// starts, read-only after.
-	poller *poller
-	rawIOs sync.Pool // *rawIO, lent to one goroutine at a time
+	poller  *poller
+	rawIOs  sync.Pool   // *rawIO, lent to one goroutine at a time
+	writers *writerPool // run by Serve; nil in a Server not made by New
 
 	started  time.Time // monotonic origin of clock
 	nextID   atomic.Uint64
@@ -70,6 +71,7 @@ func New(cfg Config, broker Broker, authn Authenticator, authz Authorizer, logge
 	}
 	s := &Server{cfg: cfg, broker: broker, authn: authn, authz: authz, log: logger, origins: origins, started: time.Now()}
 	s.rawIOs.New = func() any { return newRawIO() }
+	s.writers = newWriterPool()
 	s.hub = newHub(broker, logger, &s.stats, &s.hooks)
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc(cfg.Path, s.serveCable)
@@ -127,6 +129,13 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	pollCtx, stopPoll := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopPoll()
 	pollDone := s.startPoller(pollCtx)
+
+	// The writers outlive the drain, which writes every client's last
+	// frames.
+	writeCtx, stopWriters := context.WithCancel(context.WithoutCancel(ctx))
+	writersDone := make(chan struct{})
+	go func() { s.writers.run(writeCtx); close(writersDone) }()
+	defer func() { stopWriters(); <-writersDone }()
 
 	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	served := make(chan error, 1)
