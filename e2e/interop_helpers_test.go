@@ -9,12 +9,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/cablecar/cablecar/e2e/jsclient"
+	"github.com/cablecar/cablecar/internal/logbuf"
 )
 
 // Helpers for the interop tests: the examples in ../examples run with the
@@ -76,7 +76,7 @@ func runIn(t *testing.T, dir string, env []string, name string, args ...string) 
 type background struct {
 	name string
 	cmd  *exec.Cmd
-	out  syncBuffer
+	out  logbuf.Buffer
 	done chan struct{} // closed once cmd has been waited for
 	err  error         // set before done is closed
 }
@@ -133,24 +133,6 @@ func (b *background) stop(grace time.Duration) error {
 		<-b.done
 		return fmt.Errorf("did not exit within %v of SIGTERM; killed", grace)
 	}
-}
-
-// syncBuffer is a bytes.Buffer safe for a process's writers and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // waitConnected waits until n subscriptions of c are confirmed.

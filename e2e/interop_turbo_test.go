@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/cablecar/cablecar/auth"
+	"github.com/cablecar/cablecar/internal/logbuf"
 	"github.com/cablecar/cablecar/internal/redistest"
 )
 
@@ -122,7 +123,7 @@ func TestTurboStreamInRealBrowser(t *testing.T) {
 		"CHROMIUM="+chromiumPath,
 		"TIMEOUT_MS=15000",
 	)
-	var stderr syncBuffer
+	var stderr logbuf.Buffer
 	cmd.Stderr = &stderr
 	cmd.SysProcAttr = interopSysProcAttr()
 	cmd.WaitDelay = 5 * time.Second

@@ -18,6 +18,7 @@ import (
 
 	"github.com/cablecar/cablecar/adapters/memory"
 	"github.com/cablecar/cablecar/auth"
+	"github.com/cablecar/cablecar/internal/logbuf"
 	"github.com/cablecar/cablecar/proxy"
 )
 
@@ -26,34 +27,13 @@ type testServer struct {
 	*proxy.Server
 	addr   string
 	broker proxy.Broker
-	logs   *syncBuffer
+	logs   *logbuf.Buffer
 	stop   func() error // drains and returns Serve's result
-}
-
-// syncBuffer collects log output from many goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
 }
 
 // maxLogBytes caps what a test keeps of the server log, so long runs (the
 // soak) measure the server's memory, not the log's.
 const maxLogBytes = 4 << 20
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.b.Len()+len(p) > maxLogBytes {
-		return len(p), nil
-	}
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // startServer runs a server with the in-memory broker unless broker is
 // given. Anonymous connections are allowed unless acfg says otherwise.
@@ -66,7 +46,7 @@ func startServer(t *testing.T, cfg proxy.Config, acfg auth.Config, broker proxy.
 	if err != nil {
 		t.Fatalf("auth.New: %v", err)
 	}
-	logs := &syncBuffer{}
+	logs := &logbuf.Buffer{Limit: maxLogBytes}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := proxy.New(cfg, broker, a, a, log)
 	if err != nil {

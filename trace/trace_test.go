@@ -1,48 +1,29 @@
 package trace
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	redisbroker "github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/internal/logbuf"
 	"github.com/cablecar/cablecar/internal/redistest"
 )
 
 // settle bounds anything that should take milliseconds.
 const settle = 10 * time.Second
 
-// syncBuffer is a bytes.Buffer safe for concurrent use.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // start runs Run with opts until the test ends, waits until it listens,
 // and returns its output.
-func start(t *testing.T, opts Options) *syncBuffer {
+func start(t *testing.T, opts Options) *logbuf.Buffer {
 	t.Helper()
-	out := &syncBuffer{}
+	out := &logbuf.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan struct{})
 	done := make(chan error, 1)
@@ -64,7 +45,7 @@ func start(t *testing.T, opts Options) *syncBuffer {
 }
 
 // waitOutput waits until out contains want.
-func waitOutput(t *testing.T, out *syncBuffer, want string) {
+func waitOutput(t *testing.T, out *logbuf.Buffer, want string) {
 	t.Helper()
 	deadline := time.Now().Add(settle)
 	for !strings.Contains(out.String(), want) {
@@ -115,7 +96,7 @@ func TestTraceSentinel(t *testing.T) {
 func TestTraceSharded(t *testing.T) {
 	t.Parallel()
 	rc := redisbroker.Config{ClusterAddrs: []string{"127.0.0.1:1"}, ShardedPubSub: true}
-	err := Run(context.Background(), Options{Streams: []string{"doc"}, Redis: rc}, &syncBuffer{}, nil)
+	err := Run(context.Background(), Options{Streams: []string{"doc"}, Redis: rc}, &logbuf.Buffer{}, nil)
 	if err == nil || !strings.Contains(err.Error(), "CABLECAR_REDIS_SHARDED_PUBSUB=true") {
 		t.Errorf("without an admin listener: %v", err)
 	}
@@ -127,7 +108,7 @@ func TestTraceSharded(t *testing.T) {
 		<-r.Context().Done()
 	}))
 	t.Cleanup(admin.Close)
-	notes := &syncBuffer{}
+	notes := &logbuf.Buffer{}
 	out := start(t, Options{Streams: []string{"doc"}, Redis: rc, AdminURL: admin.URL, Notes: notes})
 	waitOutput(t, out, `doc  7 B  → 2 subscribers  "hello"`)
 	if !strings.Contains(notes.String(), "CABLECAR_REDIS_SHARDED_PUBSUB=true: reading broadcasts from the sidecar's admin event stream") {

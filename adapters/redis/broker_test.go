@@ -247,7 +247,7 @@ func TestRedisKilled(t *testing.T) {
 	// Let a few reconnect attempts fail, to check they are not each logged
 	// loudly.
 	brokertest.WaitFor(t, settle, "a few failed attempts", func() bool {
-		return logs.count("redis subscriber reconnect failed") >= 3
+		return logs.Count("redis subscriber reconnect failed") >= 3
 	})
 
 	srv.Restart(t)
@@ -270,12 +270,12 @@ func TestRedisKilled(t *testing.T) {
 		}
 	}
 	brokertest.WaitFor(t, settle, "reconnect log", func() bool {
-		return logs.count("redis subscriber reconnected, resubscribed 4 streams") == 1
+		return logs.Count("redis subscriber reconnected, resubscribed 4 streams") == 1
 	})
-	if n := logs.count("redis subscriber connection lost"); n != 1 {
+	if n := logs.Count("redis subscriber connection lost"); n != 1 {
 		t.Errorf("%d 'connection lost' log lines, want 1:\n%s", n, logs)
 	}
-	if n := logs.count("level=ERROR"); n != 1 {
+	if n := logs.Count("level=ERROR"); n != 1 {
 		t.Errorf("%d error lines, want 1 for the whole outage", n)
 	}
 	if s := b.Stats(); s.Disconnects != 1 || s.Reconnects != 1 {
@@ -310,8 +310,8 @@ func TestPublishWithoutRedis(t *testing.T) {
 	if !errors.Is(herr, ErrNotConnected) || !strings.HasPrefix(herr.Error(), "redis: not connected yet: dial tcp") {
 		t.Errorf("Health = %v", herr)
 	}
-	brokertest.WaitFor(t, settle, "retries", func() bool { return logs.count("reconnect failed") >= 3 })
-	if n := logs.count("redis subscriber cannot connect"); n != 1 {
+	brokertest.WaitFor(t, settle, "retries", func() bool { return logs.Count("reconnect failed") >= 3 })
+	if n := logs.Count("redis subscriber cannot connect"); n != 1 {
 		t.Errorf("%d 'cannot connect' lines, want 1", n)
 	}
 }
@@ -364,7 +364,7 @@ func TestWedgedSubscriber(t *testing.T) {
 	if got := r.WaitMessage(t, "s", 1, settle); string(got) != "after" {
 		t.Errorf("got %q", got)
 	}
-	if n := logs.count("redis subscriber connection lost"); n != 1 {
+	if n := logs.Count("redis subscriber connection lost"); n != 1 {
 		t.Errorf("%d 'connection lost' lines, want 1", n)
 	}
 	stop()
@@ -404,7 +404,7 @@ func TestClientKilled(t *testing.T) {
 	if got := r.WaitMessage(t, "s", 1, settle); string(got) != "after" {
 		t.Errorf("got %q", got)
 	}
-	if n := logs.count("redis subscriber connection lost"); n != 1 {
+	if n := logs.Count("redis subscriber connection lost"); n != 1 {
 		t.Errorf("%d 'connection lost' lines, want 1:\n%s", n, logs)
 	}
 	stop()

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/cablecar/cablecar/internal/logbuf"
 )
 
 // TestRouteClientLogs checks that go-redis's dial failures go to the
@@ -29,7 +31,7 @@ func TestRouteClientLogs(t *testing.T) {
 		level slog.Level
 		want  bool
 	}{{slog.LevelDebug, true}, {slog.LevelInfo, false}} {
-		logs := &logBuffer{}
+		logs := &logbuf.Buffer{}
 		RouteClientLogs(slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: tc.level})))
 		c := goredis.NewClient(&goredis.Options{Addr: addr, DialerRetries: 1, MaxRetries: -1})
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -81,7 +81,7 @@ func TestBacklogIsNotAWedge(t *testing.T) {
 	if unhealthy != nil {
 		t.Errorf("Health reported %v while the connection was delivering its backlog", unhealthy)
 	}
-	if n := logs.count("redis subscriber lagging"); n != 1 {
+	if n := logs.Count("redis subscriber lagging"); n != 1 {
 		t.Errorf("%d 'lagging' log lines, want 1", n)
 	}
 }

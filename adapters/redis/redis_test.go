@@ -1,17 +1,15 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cablecar/cablecar/adapters/internal/brokertest"
+	"github.com/cablecar/cablecar/internal/logbuf"
 	"github.com/cablecar/cablecar/internal/redistest"
 )
 
@@ -22,39 +20,18 @@ const (
 	settle            = 5 * time.Second // generous bound for anything that should take milliseconds
 )
 
-// logBuffer collects log output; safe for concurrent use.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.String()
-}
-
-// count returns how many log lines contain s.
-func (l *logBuffer) count(s string) int { return strings.Count(l.String(), s) }
-
 // newBroker returns a broker on srv with fast tunables and a per-test
 // prefix, closed at cleanup, and its log.
-func newBroker(tb testing.TB, url, prefix string) (*Broker, *logBuffer) {
+func newBroker(tb testing.TB, url, prefix string) (*Broker, *logbuf.Buffer) {
 	tb.Helper()
 	return newBrokerConfig(tb, Config{URL: url, ChannelPrefix: prefix})
 }
 
 // newBrokerConfig is newBroker for any Redis topology: cfg says where Redis
 // is and the prefix; the fast tunables are filled in.
-func newBrokerConfig(tb testing.TB, cfg Config) (*Broker, *logBuffer) {
+func newBrokerConfig(tb testing.TB, cfg Config) (*Broker, *logbuf.Buffer) {
 	tb.Helper()
-	logs := &logBuffer{}
+	logs := &logbuf.Buffer{}
 	logger := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	cfg.ProbeInterval, cfg.ProbeTimeout = testProbeInterval, testProbeTimeout
 	cfg.BackoffMin, cfg.BackoffMax = 10*time.Millisecond, 200*time.Millisecond

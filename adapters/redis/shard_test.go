@@ -198,7 +198,7 @@ func TestShardedSlotMove(t *testing.T) {
 	}
 	waitHealthy(t, b)
 	t.Logf("slot %d moved from node %d to %d: resubscribed %v later", slot, from, to, resubscribed.Round(time.Millisecond))
-	if n := logs.count("resubscribing there"); n != 1 {
+	if n := logs.Count("resubscribing there"); n != 1 {
 		t.Errorf("%d \"resubscribing there\" log lines, want 1", n)
 	}
 }

@@ -11,7 +11,6 @@ package jsclient
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -22,6 +21,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/cablecar/cablecar/internal/logbuf"
 )
 
 // Event kinds the driver prints.
@@ -123,7 +124,7 @@ type Client struct {
 	tb      testing.TB
 	cmd     *exec.Cmd
 	timeout time.Duration
-	stderr  lockedBuffer
+	stderr  logbuf.Buffer
 
 	mu      sync.Mutex // guards following
 	events  []Event
@@ -432,23 +433,4 @@ func driverDir(tb testing.TB) string {
 		}
 	}
 	return dir
-}
-
-// lockedBuffer is a bytes.Buffer that exec's copying goroutine and the test
-// may use at the same time.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
