@@ -56,16 +56,7 @@ func TestShardedCluster(t *testing.T) {
 	r := brokertest.NewRecorder(t)
 	stop := r.Start(t, b)
 	defer stop()
-	var streams []string
-	for i := range 24 {
-		s := fmt.Sprintf("stream-%d", i)
-		streams = append(streams, s)
-		b.Subscribe(s)
-	}
-	for _, s := range streams {
-		brokertest.WaitFor(t, settle, "active("+s+")", func() bool { return r.Actives(s) == 1 })
-	}
-	waitHealthy(t, b)
+	streams := subscribeAll(t, b, r, "stream-%d", 24)
 
 	owners := map[int]bool{}
 	for i, c := range clients {
@@ -324,16 +315,7 @@ func TestShardedClusterFailover(t *testing.T) {
 	r := brokertest.NewRecorder(t)
 	stop := r.Start(t, b)
 	defer stop()
-	var streams []string
-	for i := range 12 {
-		s := fmt.Sprintf("s%d", i)
-		streams = append(streams, s)
-		b.Subscribe(s)
-	}
-	for _, s := range streams {
-		brokertest.WaitFor(t, settle, "active("+s+")", func() bool { return r.Actives(s) == 1 })
-	}
-	waitHealthy(t, b)
+	streams := subscribeAll(t, b, r, "s%d", 12)
 
 	pub := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: seeds, MaxRedirects: 8})
 	t.Cleanup(func() { _ = pub.Close() })
@@ -390,4 +372,22 @@ func TestShardedClusterFailover(t *testing.T) {
 	}
 	t.Logf("master %s killed: Health failed after %v, first delivery via the promoted replica %v after, Health nil %v after",
 		master, healthDown.Round(time.Millisecond), firstDelivery.Round(time.Millisecond), healthy.Round(time.Millisecond))
+}
+
+// subscribeAll subscribes n streams named by format (with their index),
+// waits until each is active and the broker healthy, and returns the
+// names.
+func subscribeAll(t *testing.T, b *Broker, r *brokertest.Recorder, format string, n int) []string {
+	t.Helper()
+	var streams []string
+	for i := range n {
+		s := fmt.Sprintf(format, i)
+		streams = append(streams, s)
+		b.Subscribe(s)
+	}
+	for _, s := range streams {
+		brokertest.WaitFor(t, settle, "active("+s+")", func() bool { return r.Actives(s) == 1 })
+	}
+	waitHealthy(t, b)
+	return streams
 }
