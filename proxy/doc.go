@@ -6,9 +6,12 @@
 // A broker (adapters/memory, adapters/redis) hands each message to the hub,
 // which looks up the stream's shard, encodes the frame once per distinct
 // identifier and queues the same bytes on every subscribed connection. A
-// connection has at most one reader at a time and at most one flusher
-// goroutine at a time, started when bytes are queued and gone when the
-// queue is empty. On Linux the reader too is short-lived: an idle socket
+// connection has at most one reader and at most one writer at a time. The
+// writer is one of the writer pool's goroutines (one per core, writer.go),
+// which writes what the socket takes at once with one writev and moves on;
+// a socket that is full gets a flusher goroutine of its own that waits
+// with the write deadline, gone when the queue is empty. The heartbeat
+// writes pings to idle sockets itself. On Linux the reader too is short-lived: an idle socket
 // waits in the poller's epoll set (poll_linux.go, read.go), so an idle
 // connection costs no goroutine; elsewhere it keeps one parked reader.
 //
