@@ -11,9 +11,10 @@
 // which writes what the socket takes at once with one writev and moves on;
 // a socket that is full gets a flusher goroutine of its own that waits
 // with the write deadline, gone when the queue is empty. The heartbeat
-// writes pings to idle sockets itself. On Linux the reader too is short-lived: an idle socket
-// waits in the poller's epoll set (poll_linux.go, read.go), so an idle
-// connection costs no goroutine; elsewhere it keeps one parked reader.
+// writes pings to idle sockets itself. On Linux the reader too is
+// short-lived: an idle socket waits in the poller's epoll set
+// (poll_linux.go, read.go), so an idle connection costs no goroutine;
+// elsewhere it keeps one parked reader.
 //
 // # Lock order
 //
