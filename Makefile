@@ -10,7 +10,7 @@ BUILD = CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w"
 test: deps
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 12m ./...
-	# The reader for platforms without epoll, on this Linux machine.
+# ...and the reader for platforms without epoll, on this Linux machine.
 	$(GO) test -race -count=1 -tags cablecar_nopoll ./proxy/
 
 deps:
