@@ -7,7 +7,6 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"syscall"
 
 	"github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/proxy"
@@ -17,8 +16,12 @@ import (
 // toggleDebugOnSIGUSR1 switches between debug and the level in force
 // before, each time the process gets SIGUSR1.
 func toggleDebugOnSIGUSR1(ctx context.Context, level *slog.LevelVar, log *slog.Logger) {
+	sig := debugSignal()
+	if sig == nil {
+		return // no SIGUSR1 here; PUT /loglevel still works
+	}
 	ch := make(chan os.Signal, 1)
-	signal.Notify(ch, syscall.SIGUSR1)
+	signal.Notify(ch, sig)
 	defer signal.Stop(ch)
 	previous := level.Level()
 	for {
