@@ -25,6 +25,9 @@
 // then conn.mu, never both at once.
 //
 // conn.mu is never held while taking a hub lock, and no lock is held during
-// socket IO. Broker.Subscribe and Broker.Unsubscribe are called under a
+// socket IO. Nothing that may end a connection (a failed write, closing
+// its socket: writeFailed, socketClosed) runs under a hub lock, since
+// ending takes the hub's locks: the hub only queues frames, and writes
+// happen on the writer pool, a flusher, or the heartbeat with no lock held. Broker.Subscribe and Broker.Unsubscribe are called under a
 // stream shard lock and must not block.
 package proxy
