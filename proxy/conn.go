@@ -86,48 +86,6 @@ func (c *conn) send(frame []byte) {
 	c.appendLocked(frame)
 }
 
-// sendNow is send for a caller that holds no lock and may do socket IO:
-// when nothing is queued and no flusher runs, it writes frame itself
-// without waiting, as the socket buffer almost always has room. The
-// heartbeat uses it so that a ping to every idle connection does not start
-// a flusher goroutine, and leave its stack behind, for each. Whatever is not
-// written goes to a flusher as with send. r is the caller's scratch.
-func (c *conn) sendNow(frame []byte, r *rawIO) {
-	c.mu.Lock()
-	if c.state != stateOpen || c.flushing || len(c.queue) > 0 {
-		c.mu.Unlock()
-		c.send(frame)
-		return
-	}
-	c.flushing = true // this goroutine is the writer until it says otherwise
-	c.mu.Unlock()
-
-	// A non-blocking write needs no deadline, and setting one costs a
-	// clock read per delivery; only a deadline set long ago for a
-	// flusher's write, now passed, refuses it.
-	n, err := r.writeNow(c.nc, frame)
-	if errors.Is(err, os.ErrDeadlineExceeded) {
-		c.refreshDeadline()
-		n, err = r.writeNow(c.nc, frame)
-	}
-	if err != nil && !errors.Is(err, errWouldBlock) {
-		c.writeFailed(err)
-		return
-	}
-	c.mu.Lock()
-	if n < len(frame) {
-		// Ahead of anything queued meanwhile: frames never interleave.
-		c.queue = append([][]byte{frame[n:]}, c.queue...)
-		c.pending += len(frame) - n
-	}
-	if len(c.queue) > 0 || c.closeDone {
-		go c.flush() // still flushing: the flusher takes over
-	} else {
-		c.flushing = false
-	}
-	c.mu.Unlock()
-}
-
 func (c *conn) appendLocked(frame []byte) {
 	c.queue = append(c.queue, frame)
 	c.pending += len(frame)

@@ -10,9 +10,8 @@
 // writer is one of the writer pool's goroutines (one per core, writer.go),
 // which writes what the socket takes at once with one writev and moves on;
 // a socket that is full gets a flusher goroutine of its own that waits
-// with the write deadline, gone when the queue is empty. The heartbeat
-// writes pings to idle sockets itself. On Linux the reader too is
-// short-lived: an idle socket waits in the poller's epoll set
+// with the write deadline, gone when the queue is empty. Pings go the
+// same way. On Linux the reader too is short-lived: an idle socket waits in the poller's epoll set
 // (poll_linux.go, read.go), so an idle connection costs no goroutine;
 // elsewhere it keeps one parked reader.
 //
@@ -28,6 +27,8 @@
 // socket IO. Nothing that may end a connection (a failed write, closing
 // its socket: writeFailed, socketClosed) runs under a hub lock, since
 // ending takes the hub's locks: the hub only queues frames, and writes
-// happen on the writer pool, a flusher, or the heartbeat with no lock held. Broker.Subscribe and Broker.Unsubscribe are called under a
-// stream shard lock and must not block.
+// happen on the writer pool or a flusher, with no lock held.
+//
+// Broker.Subscribe and Broker.Unsubscribe are called under a stream shard
+// lock and must not block.
 package proxy

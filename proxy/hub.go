@@ -117,26 +117,6 @@ func (h *hub) eachConn(fn func(*conn)) {
 	}
 }
 
-// eachConnUnlocked calls fn for every open connection with no hub lock
-// held, so fn may do socket IO: each shard's connections are copied into
-// buf first. It returns buf for the next call to reuse.
-func (h *hub) eachConnUnlocked(buf []*conn, fn func(*conn)) []*conn {
-	for i := range h.conns {
-		s := &h.conns[i]
-		buf = buf[:0]
-		s.mu.Lock()
-		for _, c := range s.m {
-			buf = append(buf, c)
-		}
-		s.mu.Unlock()
-		for _, c := range buf {
-			fn(c)
-		}
-	}
-	clear(buf) // keep no connection alive until the next call
-	return buf[:0]
-}
-
 // subscribe adds sub to each of its streams. The first local subscriber of
 // a stream asks the broker for it; sub is confirmed once every one of its
 // streams is active.

@@ -213,21 +213,20 @@ func (s *Server) drain(hs *http.Server) {
 	}
 }
 
-// heartbeat sends every open connection the same ping frame, built once
-// per tick, from one process-wide ticker as Rails does. It writes to idle
-// sockets itself (sendNow), holding no hub lock meanwhile.
+// heartbeat queues the same ping frame, built once per tick, on every open
+// connection, from one process-wide ticker as Rails does. The writer pool
+// puts it on the sockets, so pinging idle connections starts no goroutine
+// per connection.
 func (s *Server) heartbeat(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PingInterval)
 	defer t.Stop()
-	var buf []*conn
-	r := newRawIO()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			frame := pingFrame(now.Unix())
-			buf = s.hub.eachConnUnlocked(buf, func(c *conn) { c.sendNow(frame, r) })
+			s.hub.eachConn(func(c *conn) { c.send(frame) })
 			s.stats.PingsSent.Add(s.stats.ConnsOpen.Load())
 		}
 	}
