@@ -23,18 +23,7 @@ func TestMultiNodeExactlyOnce(t *testing.T) {
 	env["CABLECAR_BROADCAST_KEY"] = "bk-multi"
 	nodes := []*sidecar{startSidecar(t, env, "serve"), startSidecar(t, env, "serve"), startSidecar(t, env, "serve")}
 	tok := mustToken(t, env, "document:*")
-	clients := make([]*jsclient.Client, len(nodes))
-	for i, n := range nodes {
-		clients[i] = jsclient.Start(t, jsclient.Options{
-			URL:           n.wsURL("token=" + tok),
-			Subscriptions: []map[string]any{{"channel": "DocumentChannel", "id": 123}},
-			Duration:      20 * time.Second,
-			ExitAfter:     &jsclient.ExitAfter{Event: jsclient.KindReceived, Count: 4},
-		})
-	}
-	for _, c := range clients {
-		waitEvent(t, c, jsclient.KindConnected)
-	}
+	clients := documentClients(t, nodes, tok, 4)
 	const stream = "document:Z2lkOi8vbXlhcHAvRG9jdW1lbnQvMTIz"
 	rdb := goredis.NewClient(&goredis.Options{Addr: rs.Addr})
 	defer rdb.Close()
@@ -56,6 +45,33 @@ func TestMultiNodeExactlyOnce(t *testing.T) {
 	}
 	// Every publish above has returned, so Redis delivers this one last.
 	rdb.Publish(ctx, "myapp_production:"+stream, `{"via":"end"}`)
+	checkExactlyOnce(t, clients, `{"via":"redis"}`, `{"via":"node 2"}`, `{"via":"cli"}`, `{"via":"end"}`)
+}
+
+// documentClients starts the real JS client on each node, subscribed to
+// Document 123, until it has received want messages, and waits until each
+// is connected.
+func documentClients(t *testing.T, nodes []*sidecar, tok string, want int) []*jsclient.Client {
+	t.Helper()
+	clients := make([]*jsclient.Client, len(nodes))
+	for i, n := range nodes {
+		clients[i] = jsclient.Start(t, jsclient.Options{
+			URL:           n.wsURL("token=" + tok),
+			Subscriptions: []map[string]any{{"channel": "DocumentChannel", "id": 123}},
+			Duration:      20 * time.Second,
+			ExitAfter:     &jsclient.ExitAfter{Event: jsclient.KindReceived, Count: want},
+		})
+	}
+	for _, c := range clients {
+		waitEvent(t, c, jsclient.KindConnected)
+	}
+	return clients
+}
+
+// checkExactlyOnce waits for each client to end and checks that it
+// received every one of want exactly once and nothing else.
+func checkExactlyOnce(t *testing.T, clients []*jsclient.Client, want ...string) {
+	t.Helper()
 	for i, c := range clients {
 		var got []string
 		for _, ev := range jsclient.Filter(c.Wait(), jsclient.KindReceived) {
@@ -65,13 +81,13 @@ func TestMultiNodeExactlyOnce(t *testing.T) {
 		for _, g := range got {
 			seen[g]++
 		}
-		for _, want := range []string{`{"via":"redis"}`, `{"via":"node 2"}`, `{"via":"cli"}`, `{"via":"end"}`} {
-			if seen[want] != 1 {
-				t.Errorf("node %d: %s received %d times; all: %v", i+1, want, seen[want], got)
+		for _, w := range want {
+			if seen[w] != 1 {
+				t.Errorf("node %d: %s received %d times; all: %v", i+1, w, seen[w], got)
 			}
 		}
-		if len(got) != 4 {
-			t.Errorf("node %d: %d messages: %s", i+1, len(got), fmt.Sprint(got))
+		if len(got) != len(want) {
+			t.Errorf("node %d: %d messages, want %d: %s", i+1, len(got), len(want), fmt.Sprint(got))
 		}
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"strings"
 	"testing"
-	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -29,18 +28,7 @@ func TestShardedClusterExactlyOnce(t *testing.T) {
 	env["CABLECAR_BROADCAST_KEY"] = "bk-sharded"
 	nodes := []*sidecar{startSidecar(t, env, "serve"), startSidecar(t, env, "serve")}
 	tok := mustToken(t, env, "document:*")
-	clients := make([]*jsclient.Client, len(nodes))
-	for i, n := range nodes {
-		clients[i] = jsclient.Start(t, jsclient.Options{
-			URL:           n.wsURL("token=" + tok),
-			Subscriptions: []map[string]any{{"channel": "DocumentChannel", "id": 123}},
-			Duration:      20 * time.Second,
-			ExitAfter:     &jsclient.ExitAfter{Event: jsclient.KindReceived, Count: 5},
-		})
-	}
-	for _, c := range clients {
-		waitEvent(t, c, jsclient.KindConnected)
-	}
+	clients := documentClients(t, nodes, tok, 5)
 	const stream = "document:Z2lkOi8vbXlhcHAvRG9jdW1lbnQvMTIz"
 	const channel = "myapp_production:" + stream
 	ctx := context.Background()
@@ -75,20 +63,12 @@ func TestShardedClusterExactlyOnce(t *testing.T) {
 	if err := rdb.SPublish(ctx, channel, `{"via":"end"}`).Err(); err != nil {
 		t.Fatal(err)
 	}
+	checkExactlyOnce(t, clients, `{"via":"redis-cli"}`, `{"via":"node 1"}`, `{"via":"node 2"}`, `{"via":"cli"}`, `{"via":"end"}`)
 	for i, c := range clients {
-		seen := map[string]int{}
-		var got []string
 		for _, ev := range jsclient.Filter(c.Wait(), jsclient.KindReceived) {
-			seen[string(ev.Data)]++
-			got = append(got, string(ev.Data))
-		}
-		for _, want := range []string{`{"via":"redis-cli"}`, `{"via":"node 1"}`, `{"via":"node 2"}`, `{"via":"cli"}`, `{"via":"end"}`} {
-			if seen[want] != 1 {
-				t.Errorf("node %d: %s received %d times; all: %v", i+1, want, seen[want], got)
+			if string(ev.Data) == `{"via":"classic"}` {
+				t.Errorf("node %d: a classic PUBLISH was delivered in sharded mode", i+1)
 			}
-		}
-		if seen[`{"via":"classic"}`] != 0 {
-			t.Errorf("node %d: a classic PUBLISH was delivered in sharded mode", i+1)
 		}
 	}
 	for i, n := range nodes {
