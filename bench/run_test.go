@@ -3,7 +3,6 @@ package bench_test
 import (
 	"bytes"
 	"context"
-	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,6 +10,7 @@ import (
 	"github.com/cablecar/cablecar/adapters/memory"
 	"github.com/cablecar/cablecar/auth"
 	"github.com/cablecar/cablecar/bench"
+	"github.com/cablecar/cablecar/internal/servetest"
 	"github.com/cablecar/cablecar/proxy"
 )
 
@@ -37,25 +37,8 @@ func startServerWith(t *testing.T, pcfg proxy.Config, acfg auth.Config) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Serve: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("Serve did not return")
-		}
-	})
-	return ln.Addr().String()
+	addr, _ := servetest.Serve(t, srv)
+	return addr
 }
 
 func run(t *testing.T, cfg bench.Config) *bench.Result {

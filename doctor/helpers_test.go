@@ -3,9 +3,7 @@ package doctor
 import (
 	"context"
 	"errors"
-	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/cablecar/cablecar/adapters/memory"
 	redisbroker "github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/auth"
+	"github.com/cablecar/cablecar/internal/servetest"
 	"github.com/cablecar/cablecar/proxy"
 )
 
@@ -109,29 +108,9 @@ func startCablecar(t *testing.T, broker proxy.Broker) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	var once sync.Once
-	t.Cleanup(func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Serve: %v", err)
-				}
-			case <-time.After(settle):
-				t.Error("Serve did not return after cancel")
-			}
-		})
-	})
+	addr, _ := servetest.Serve(t, srv)
 	waitFor(t, "broker healthy", func() bool { return broker.Health(context.Background()) == nil })
-	return "http://" + ln.Addr().String()
+	return "http://" + addr
 }
 
 // newRedisBroker returns a Redis broker with fast probes, closed at cleanup.

@@ -10,7 +10,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/cablecar/cablecar/adapters/memory"
 	"github.com/cablecar/cablecar/auth"
 	"github.com/cablecar/cablecar/internal/logbuf"
+	"github.com/cablecar/cablecar/internal/servetest"
 	"github.com/cablecar/cablecar/proxy"
 )
 
@@ -52,35 +52,13 @@ func startServer(t *testing.T, cfg proxy.Config, acfg auth.Config, broker proxy.
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln) }()
-	var once sync.Once
-	var result error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case result = <-done:
-			case <-time.After(20 * time.Second):
-				result = errors.New("Serve did not return within 20s of cancel")
-			}
-		})
-		return result
-	}
-	t.Cleanup(func() {
-		if err := stop(); err != nil {
-			t.Errorf("Serve: %v", err)
-		}
+	t.Cleanup(func() { // registered first, so it runs after Serve has stopped
 		if t.Failed() {
 			t.Logf("server log:\n%s", logs.String())
 		}
 	})
-	ts := &testServer{Server: srv, addr: ln.Addr().String(), broker: broker, logs: logs, stop: stop}
+	addr, stop := servetest.Serve(t, srv)
+	ts := &testServer{Server: srv, addr: addr, broker: broker, logs: logs, stop: stop}
 	waitFor(t, "broker healthy", func() bool { return broker.Health(context.Background()) == nil })
 	return ts
 }
