@@ -232,41 +232,25 @@ func (r *rawIO) ctlSock(fd uintptr) { r.err = unix.EpollCtl(int(r.ep), r.op, int
 // errWouldBlock when nothing is there, 0 bytes at the peer's FIN.
 func (r *rawIO) readNow(nc net.Conn) (int, error) {
 	r.p = r.buf[:]
-	return r.do(nc, true)
-}
-
-// writeNow writes what the socket takes of p without waiting:
-// errWouldBlock when its buffer is full, or when nc has no descriptor (a
-// pipe in tests), so that a flusher writes it.
-func (r *rawIO) writeNow(nc net.Conn, p []byte) (int, error) {
-	r.p = p
-	n, err := r.do(nc, false)
-	if errors.Is(err, errNotPollable) {
-		return 0, errWouldBlock
-	}
-	return n, err
-}
-
-func (r *rawIO) do(nc net.Conn, read bool) (int, error) {
 	defer func() { r.p = nil }()
-	if read {
-		return r.call(nc, true, r.readFd)
-	}
-	return r.call(nc, false, r.writeFd)
+	return r.call(nc, true, r.readFd)
 }
 
 // iovMax is the most buffers one writev takes (Linux's IOV_MAX).
 const iovMax = 1024
 
 // writevNow writes what the socket takes of bufs, in order, without
-// waiting; errors as writeNow.
+// waiting: errWouldBlock when its buffer is full, or when nc has no
+// descriptor (a pipe in tests), so that a flusher writes it.
 func (r *rawIO) writevNow(nc net.Conn, bufs [][]byte) (int, error) {
+	fn := r.writevFd
 	if len(bufs) == 1 {
-		return r.writeNow(nc, bufs[0])
+		r.p, fn = bufs[0], r.writeFd
+	} else {
+		r.iov = bufs[:min(len(bufs), iovMax)]
 	}
-	r.iov = bufs[:min(len(bufs), iovMax)]
-	defer func() { r.iov = nil }()
-	n, err := r.call(nc, false, r.writevFd)
+	defer func() { r.p, r.iov = nil, nil }()
+	n, err := r.call(nc, false, fn)
 	if errors.Is(err, errNotPollable) {
 		return 0, errWouldBlock
 	}

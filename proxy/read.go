@@ -310,7 +310,7 @@ func (c *conn) park(p *poller, r *rawIO, rearm bool) {
 }
 
 var (
-	// errWouldBlock is readNow's "nothing to read now" and writeNow's
+	// errWouldBlock is readNow's "nothing to read now" and writevNow's
 	// "no room now".
 	errWouldBlock = errors.New("socket would block")
 	// errNoPoller: this platform has no epoll.
