@@ -5,7 +5,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"os"
 	"sync"
 	"time"
 
@@ -41,6 +40,10 @@ type conn struct {
 	budget   float64       // command budget (token bucket)
 	budgetAt time.Duration // when budget was last refilled, on srv.clock; 0: never
 	rd       *readState    // nil unless a frame or message is incomplete
+
+	// fd is nc's descriptor for the writer pool's raw writes (see
+	// rawFD); placed here, it fills what would be padding.
+	fd rawFD
 
 	mu        sync.Mutex // guards following
 	state     connState
@@ -158,11 +161,7 @@ func (c *conn) flushNow(r *rawIO) {
 		if !ok {
 			return
 		}
-		n, err := r.writevNow(c.nc, batch)
-		if errors.Is(err, os.ErrDeadlineExceeded) { // set long ago for a flusher's write
-			c.refreshDeadline()
-			n, err = r.writevNow(c.nc, batch)
-		}
+		n, err := r.writevNow(c.fd, batch)
 		if err != nil && !errors.Is(err, errWouldBlock) {
 			clear(batch)
 			c.writeFailed(err)
@@ -373,6 +372,15 @@ func (c *conn) closeSocket(reason string) {
 		c.nc.Close()
 		c.socketClosed()
 	}
+}
+
+// forceClose closes the socket now, for a drain that gave up waiting. A
+// writer still holding the socket may be in a raw write on its
+// descriptor, so the socket is shut down instead of closed under it: the
+// write fails, and the writer closes it.
+func (c *conn) forceClose() {
+	c.closeSocket("shutdown_timeout")
+	shutdownSocket(c.nc)
 }
 
 func (c *conn) closeReason() string {

@@ -169,7 +169,7 @@ func rawConn(nc net.Conn) (syscall.RawConn, error) {
 type rawIO struct {
 	buf [readBufSize]byte
 
-	p    []byte // what readFd and writeFd use
+	p    []byte // what readFd reads into
 	n    int
 	err  error
 	sock syscall.RawConn // while ctl runs
@@ -177,42 +177,22 @@ type rawIO struct {
 	op   int             // EPOLL_CTL_ADD or _MOD, while ctl runs
 	ev   unix.EpollEvent
 
-	iov             [][]byte // what writevFd writes
-	readFd, writeFd func(uintptr) bool
-	writevFd        func(uintptr) bool
+	iovecs          [iovMax]unix.Iovec // what writevNow writes; see rawwrite_linux.go
+	readFd          func(uintptr) bool
 	onEpoll, onSock func(uintptr)
 }
 
 func newRawIO() *rawIO {
 	r := &rawIO{}
-	r.readFd, r.writeFd, r.onEpoll, r.onSock = r.read, r.write, r.ctlEpoll, r.ctlSock
-	r.writevFd = r.writev
+	r.readFd, r.onEpoll, r.onSock = r.read, r.ctlEpoll, r.ctlSock
 	return r
 }
 
-// read and write try once (EINTR aside) and report done either way:
-// nothing here parks; the poller or a flusher waits instead.
+// read tries once (EINTR aside) and reports done either way: nothing
+// here parks; the poller waits instead.
 func (r *rawIO) read(fd uintptr) bool {
 	for {
 		r.n, r.err = unix.Read(int(fd), r.p)
-		if r.err != unix.EINTR {
-			return true
-		}
-	}
-}
-
-func (r *rawIO) write(fd uintptr) bool {
-	for {
-		r.n, r.err = unix.Write(int(fd), r.p)
-		if r.err != unix.EINTR {
-			return true
-		}
-	}
-}
-
-func (r *rawIO) writev(fd uintptr) bool {
-	for {
-		r.n, r.err = unix.Writev(int(fd), r.iov)
 		if r.err != unix.EINTR {
 			return true
 		}
@@ -234,27 +214,6 @@ func (r *rawIO) readNow(nc net.Conn) (int, error) {
 	r.p = r.buf[:]
 	defer func() { r.p = nil }()
 	return r.call(nc, true, r.readFd)
-}
-
-// iovMax is the most buffers one writev takes (Linux's IOV_MAX).
-const iovMax = 1024
-
-// writevNow writes what the socket takes of bufs, in order, without
-// waiting: errWouldBlock when its buffer is full, or when nc has no
-// descriptor (a pipe in tests), so that a flusher writes it.
-func (r *rawIO) writevNow(nc net.Conn, bufs [][]byte) (int, error) {
-	fn := r.writevFd
-	if len(bufs) == 1 {
-		r.p, fn = bufs[0], r.writeFd
-	} else {
-		r.iov = bufs[:min(len(bufs), iovMax)]
-	}
-	defer func() { r.p, r.iov = nil, nil }()
-	n, err := r.call(nc, false, fn)
-	if errors.Is(err, errNotPollable) {
-		return 0, errWouldBlock
-	}
-	return n, err
 }
 
 // call runs fn, one non-blocking syscall, on nc's descriptor.

@@ -22,6 +22,7 @@ type rawIO struct{ buf [readBufSize]byte }
 func newRawIO() *rawIO                       { return &rawIO{} }
 func (*rawIO) readNow(net.Conn) (int, error) { return 0, errNoPoller }
 
-// writeNow and writevNow leave every write to a flusher goroutine here.
-func (*rawIO) writeNow(net.Conn, []byte) (int, error)    { return 0, errWouldBlock }
-func (*rawIO) writevNow(net.Conn, [][]byte) (int, error) { return 0, errWouldBlock }
+// Without raw writes, every write is left to a flusher goroutine here.
+func shutdownSocket(nc net.Conn)                      { nc.Close() }
+func socketFD(net.Conn) rawFD                         { return 0 }
+func (*rawIO) writevNow(rawFD, [][]byte) (int, error) { return 0, errWouldBlock }

@@ -207,8 +207,7 @@ func (s *Server) drain(hs *http.Server) {
 		var left []*conn
 		s.hub.eachConn(func(c *conn) { left = append(left, c) })
 		for _, c := range left { // outside the hub lock: closing may end c
-			c.nc.Close()
-			c.socketClosed()
+			c.forceClose()
 		}
 	}
 }
@@ -267,7 +266,7 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// reading: this goroutine holds the connection until startReading.
-	c := &conn{id: s.nextID.Add(1), nc: nc, srv: s, who: who, remote: r.RemoteAddr, since: time.Now().UnixNano(), reading: true}
+	c := &conn{id: s.nextID.Add(1), nc: nc, fd: socketFD(nc), srv: s, who: who, remote: r.RemoteAddr, since: time.Now().UnixNano(), reading: true}
 	s.stats.ConnsTotal.Add(1)
 	if authErr != nil {
 		c.who = nil
