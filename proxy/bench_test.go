@@ -130,6 +130,7 @@ func benchFanout(b *testing.B, subs, window int) {
 	srv.hub = newHub(nopBroker{}, srv.log, &srv.stats, &srv.hooks)
 	srv.rawIOs.New = func() any { return newRawIO() } // as New and Serve do
 	srv.writers = newWriterPool()
+	srv.hub.writers = srv.writers
 	wctx, stopWriters := context.WithCancel(context.Background())
 	defer stopWriters()
 	go srv.writers.run(wctx)
@@ -160,7 +161,7 @@ func benchFanout(b *testing.B, subs, window int) {
 		conns = append(conns, client, server)
 		readers.Add(1)
 		go func() { defer readers.Done(); d.read(client) }()
-		c := &conn{id: uint64(i + 1), nc: server, srv: srv, remote: client.LocalAddr().String(), since: time.Now().UnixNano()}
+		c := &conn{id: uint64(i + 1), nc: server, fd: socketFD(server), srv: srv, remote: client.LocalAddr().String(), since: time.Now().UnixNano()}
 		sub := &subscription{conn: c, identifier: benchIdentifier, quoted: quoted, channel: "BenchChannel", streams: []string{stream}}
 		c.subs = map[string]*subscription{benchIdentifier: sub}
 		srv.hub.addConn(c)

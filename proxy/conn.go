@@ -89,6 +89,28 @@ func (c *conn) send(frame []byte) {
 	c.appendLocked(frame)
 }
 
+// sendBatched is send for a fan-out: a connection that needs a writer
+// joins b (nil: a new batch) instead of going to the pool alone. It
+// returns the batch to add to next; the caller submits the last one
+// (writerPool.submit).
+func (c *conn) sendBatched(frame []byte, b *flushBatch) *flushBatch {
+	c.mu.Lock()
+	if c.state != stateOpen || c.pending+len(frame) > c.srv.cfg.MaxPendingBytes {
+		c.mu.Unlock()
+		c.send(frame) // drops it, or cuts the client off as too_slow
+		return b
+	}
+	c.queue = append(c.queue, frame)
+	c.pending += len(frame)
+	claimed := !c.flushing
+	c.flushing = true
+	c.mu.Unlock()
+	if claimed {
+		b = c.srv.writers.add(b, c)
+	}
+	return b
+}
+
 func (c *conn) appendLocked(frame []byte) {
 	c.queue = append(c.queue, frame)
 	c.pending += len(frame)
@@ -102,9 +124,7 @@ func (c *conn) startFlushLocked() {
 		return
 	}
 	c.flushing = true
-	if !c.srv.writers.schedule(c) {
-		go c.flush()
-	}
+	c.srv.writers.schedule(c)
 }
 
 // finish queues the final frames, then the flusher closes the socket.

@@ -25,6 +25,9 @@ type hub struct {
 	seed   maphash.Seed
 	stats  *Stats
 	hooks  *Hooks
+	// writers write what deliver queues; nil in tests that need no
+	// pool (every connection then gets a flusher goroutine).
+	writers *writerPool
 
 	streams [shardCount]streamShard
 	conns   [shardCount]connShard
@@ -209,9 +212,11 @@ func (h *hub) deliver(name string, payload []byte) {
 			continue
 		}
 		frame := messageFrame(g.quoted, payload)
+		var batch *flushBatch
 		for sub := range g.subs {
-			sub.conn.send(frame) // the writer pool puts it on the socket
+			batch = sub.conn.sendBatched(frame, batch) // the writer pool puts it on the socket
 		}
+		h.writers.submit(batch)
 	}
 	if hook := h.hooks.Broadcast; hook != nil {
 		hook(name, payload, st.nsubs, received)

@@ -73,6 +73,7 @@ func New(cfg Config, broker Broker, authn Authenticator, authz Authorizer, logge
 	s.rawIOs.New = func() any { return newRawIO() }
 	s.writers = newWriterPool()
 	s.hub = newHub(broker, logger, &s.stats, &s.hooks)
+	s.hub.writers = s.writers
 	s.mux = http.NewServeMux()
 	s.mux.HandleFunc(cfg.Path, s.serveCable)
 	s.mux.HandleFunc("/health", s.serveHealth)
@@ -225,7 +226,9 @@ func (s *Server) heartbeat(ctx context.Context) {
 			return
 		case now := <-t.C:
 			frame := pingFrame(now.Unix())
-			s.hub.eachConn(func(c *conn) { c.send(frame) })
+			var batch *flushBatch
+			s.hub.eachConn(func(c *conn) { batch = c.sendBatched(frame, batch) })
+			s.writers.submit(batch)
 			s.stats.PingsSent.Add(s.stats.ConnsOpen.Load())
 		}
 	}
