@@ -178,6 +178,7 @@ type rawIO struct {
 	ev   unix.EpollEvent
 
 	iovecs          [iovMax]unix.Iovec // what writevNow writes; see rawwrite_linux.go
+	msg             unix.Msghdr        // and how it hands them to sendmsg
 	readFd          func(uintptr) bool
 	onEpoll, onSock func(uintptr)
 }

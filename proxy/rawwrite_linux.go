@@ -36,6 +36,10 @@ func socketFD(nc net.Conn) rawFD {
 	return fd
 }
 
+// sendFlags: never block, and a peer gone gives EPIPE without raising
+// SIGPIPE (which the runtime would field for every such write).
+const sendFlags = unix.MSG_DONTWAIT | unix.MSG_NOSIGNAL
+
 // writevNow writes what the socket fd takes of bufs, in order, without
 // waiting: errWouldBlock when its buffer is full or there is no fd.
 //
@@ -53,14 +57,17 @@ func (r *rawIO) writevNow(sock rawFD, bufs [][]byte) (int, error) {
 		var errno unix.Errno
 		if len(bufs) == 1 {
 			p := bufs[0]
-			n, _, errno = unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+			n, _, errno = unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)), sendFlags, 0, 0)
 		} else {
 			k := min(len(bufs), iovMax)
 			for i, b := range bufs[:k] {
 				r.iovecs[i].Base = unsafe.SliceData(b)
 				r.iovecs[i].SetLen(len(b))
 			}
-			n, _, errno = unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&r.iovecs[0])), uintptr(k))
+			r.msg.Iov = &r.iovecs[0]
+			r.msg.SetIovlen(k)
+			n, _, errno = unix.RawSyscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&r.msg)), sendFlags)
+			r.msg.Iov = nil
 			clear(r.iovecs[:k]) // hold no frame past the call
 		}
 		switch errno {
