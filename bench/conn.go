@@ -21,10 +21,12 @@ import (
 // has two writers; from then on the reader goroutine owns it.
 type client struct {
 	r      *runner
-	n      int   // connection number, 0…Connections-1
-	stream int64 // stream index: n mod Streams
-	nc     net.Conn
-	slow   bool // a --slow connection: small SO_RCVBUF and MSS (slowSocketControl)
+	n      int      // connection number, 0…Connections-1
+	stream int64    // stream index: n mod Streams
+	nc     net.Conn // nil once a read loop owns the socket (fd)
+	slow   bool     // a --slow connection: small SO_RCVBUF and MSS (slowSocketControl)
+	t      *tally   // where deliveries are counted: the runner's, or a read loop's
+	fd     int      // the socket's descriptor, once a read loop owns it
 
 	// Read buffer: frames are parsed in place, so reading allocates
 	// nothing once buf is big enough for the largest frame.
@@ -137,30 +139,77 @@ func (c *client) read() error {
 	for {
 		op, p, err := c.next()
 		if err != nil {
-			if c.r.closing.Load() {
-				return errStop
-			}
-			return fail("read", err)
+			return c.readFailed(err)
 		}
-		switch ws.OpCode(op) {
-		case ws.OpText:
-			if err := c.onText(p); err != nil {
-				return err
-			}
-		case ws.OpClose:
-			if c.r.closing.Load() {
-				return errStop
-			}
-			code := -1
-			if len(p) >= 2 {
-				code = int(binary.BigEndian.Uint16(p))
-			}
-			return fail("server_close", fmt.Errorf("close frame, code %d", code))
-		case ws.OpPing, ws.OpPong:
-		default:
-			return fail("protocol", fmt.Errorf("unexpected opcode %d", op))
+		if err := c.handle(op, p); err != nil {
+			return err
 		}
 	}
+}
+
+// readFailed is what a failed read means: a failure, unless the run is
+// closing the socket.
+func (c *client) readFailed(err error) error {
+	if c.r.closing.Load() {
+		return errStop
+	}
+	return fail("read", err)
+}
+
+// errPeerClosed: the server closed the socket without a close frame.
+var errPeerClosed = errors.New("connection closed by the server")
+
+// handleBuffered handles every whole frame in the buffer, then makes room
+// for the next one.
+func (c *client) handleBuffered() error {
+	for {
+		op, p, need, err := c.parse()
+		if err != nil {
+			return err
+		}
+		if need > 0 {
+			c.makeRoom(need)
+			return nil
+		}
+		if err := c.handle(op, p); err != nil {
+			return err
+		}
+	}
+}
+
+// handle acts on one frame.
+func (c *client) handle(op byte, p []byte) error {
+	switch ws.OpCode(op) {
+	case ws.OpText:
+		return c.onText(p)
+	case ws.OpClose:
+		if c.r.closing.Load() {
+			return errStop
+		}
+		code := -1
+		if len(p) >= 2 {
+			code = int(binary.BigEndian.Uint16(p))
+		}
+		return fail("server_close", fmt.Errorf("close frame, code %d", code))
+	case ws.OpPing, ws.OpPong:
+		return nil
+	default:
+		return fail("protocol", fmt.Errorf("unexpected opcode %d", op))
+	}
+}
+
+// readerDone counts how a connection's reading ended: a failure unless
+// the run closed it.
+func (c *client) readerDone(err error) {
+	r := c.r
+	if err == errStop {
+		return
+	}
+	r.lost.Add(1)
+	if !c.confirmed && (r.cfg.Scenario == ScenarioFanout || !r.cfg.NoSubscribe) {
+		r.lostUnconfirmed.Add(1)
+	}
+	r.fail("", err)
 }
 
 // onText handles one text frame; the hot path is a message frame.
@@ -205,8 +254,9 @@ func (c *client) onMessage(m []byte) {
 		r.foreign.Add(1) // not from this run: someone else publishes here
 		return
 	}
-	r.lat.record(now - time.Duration(st.at))
-	r.delivered.Add(1)
+	t := c.t
+	t.lat.record(now - time.Duration(st.at))
+	t.delivered.Add(1)
 	if st.stream != c.stream {
 		r.misrouted.Add(1)
 	}
@@ -216,12 +266,7 @@ func (c *client) onMessage(m []byte) {
 		c.lastSeq = st.seq
 	}
 	if st.seq >= 0 && st.seq < int64(len(r.rounds)) {
-		if r.rounds[st.seq].Add(1) == r.perRound.Load() {
-			select {
-			case r.roundDone <- struct{}{}:
-			default:
-			}
-		}
+		t.countRound(r, st.seq)
 	}
 }
 
@@ -233,22 +278,28 @@ func (c *client) next() (op byte, p []byte, err error) {
 		if err != nil || need == 0 {
 			return op, p, err
 		}
-		if c.rd == c.wr {
-			c.rd, c.wr = 0, 0
-		}
-		if need > len(c.buf)-c.rd {
-			buf := c.buf
-			if need > len(buf) {
-				buf = make([]byte, max(need, 2*len(buf)))
-			}
-			c.wr = copy(buf, c.buf[c.rd:c.wr])
-			c.rd, c.buf = 0, buf
-		}
+		c.makeRoom(need)
 		n, err := c.nc.Read(c.buf[c.wr:])
 		c.wr += n
 		if err != nil && n == 0 {
 			return 0, nil, err
 		}
+	}
+}
+
+// makeRoom makes the buffer hold need bytes from rd, moving what is
+// unread to the front, or into a bigger buffer.
+func (c *client) makeRoom(need int) {
+	if c.rd == c.wr {
+		c.rd, c.wr = 0, 0
+	}
+	if need > len(c.buf)-c.rd {
+		buf := c.buf
+		if need > len(buf) {
+			buf = make([]byte, max(need, 2*len(buf)))
+		}
+		c.wr = copy(buf, c.buf[c.rd:c.wr])
+		c.rd, c.buf = 0, buf
 	}
 }
 

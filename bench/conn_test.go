@@ -47,7 +47,7 @@ func TestPayloadRoundTrip(t *testing.T) {
 // not be the bottleneck when it reads a million frames.
 func TestMessagePathDoesNotAllocate(t *testing.T) {
 	r := &runner{cfg: Config{Streams: 1}, start: time.Now(), runID: 7, roundDone: make(chan struct{}, 1)}
-	c := &client{r: r, lastSeq: -1}
+	c := &client{r: r, lastSeq: -1, t: &r.tally}
 	text := []byte(`{"identifier":"{\"channel\":\"BenchChannel\",\"stream\":\"bench-0\"}","message":`)
 	text = append(appendPayload(text, stamp{at: 1, seq: 0, run: 7}, 0), '}')
 	frame := append([]byte{0x81, 126, byte(len(text) >> 8), byte(len(text))}, text...)
@@ -65,8 +65,8 @@ func TestMessagePathDoesNotAllocate(t *testing.T) {
 	if allocs != 0 {
 		t.Errorf("%v allocations per message, want 0", allocs)
 	}
-	if r.delivered.Load() == 0 || r.foreign.Load() != 0 || r.misrouted.Load() != 0 {
-		t.Errorf("delivered %d foreign %d misrouted %d", r.delivered.Load(), r.foreign.Load(), r.misrouted.Load())
+	if r.deliveredCount() == 0 || r.foreign.Load() != 0 || r.misrouted.Load() != 0 {
+		t.Errorf("delivered %d foreign %d misrouted %d", r.deliveredCount(), r.foreign.Load(), r.misrouted.Load())
 	}
 }
 

@@ -107,3 +107,19 @@ func (h *histogram) summary() *Latency {
 		Max:   ms(h.maximum()),
 	}
 }
+
+// add adds o's counts to h.
+func (h *histogram) add(o *histogram) {
+	for i := range o.counts {
+		if n := o.counts[i].Load(); n > 0 {
+			h.counts[i].Add(n)
+		}
+	}
+	h.n.Add(o.n.Load())
+	for {
+		m, om := h.max.Load(), o.max.Load()
+		if om <= m || h.max.CompareAndSwap(m, om) {
+			return
+		}
+	}
+}

@@ -161,7 +161,7 @@ func (r *runner) newResult() *Result {
 // finish copies the counters into res.
 func (r *runner) finish(res *Result) {
 	if res.Fanout != nil {
-		res.Fanout.Latency = r.lat.summary()
+		res.Fanout.Latency = r.latency().summary()
 	}
 	r.failMu.Lock()
 	res.Failures = maps.Clone(r.failures)

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -37,13 +38,15 @@ type runner struct {
 	connected, subscribed atomic.Int64
 	lost                  atomic.Int64 // connections that failed after the welcome
 	lostUnconfirmed       atomic.Int64 // of those, ones never confirmed
-	delivered, published  atomic.Int64
+	published             atomic.Int64
 	roundsPublished       atomic.Int64
 	noListener            atomic.Int64
 	pings, unknown        atomic.Int64
 	foreign, misrouted    atomic.Int64
 	outOfOrder            atomic.Int64
-	lat, connLat, subLat  histogram
+	tally                 tally      // the goroutine readers' deliveries
+	loops                 *readLoops // nil: a goroutine reads each connection
+	connLat, subLat       histogram
 	rounds                []atomic.Int64 // deliveries per round
 	perRound              atomic.Int64   // deliveries that complete a round
 	roundDone             chan struct{}
@@ -129,6 +132,13 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	// Connect (and subscribe). Samples: s0 before, s1 once every socket
 	// is open, s2 once every subscription is confirmed (connect: after
 	// Hold), s3 after the fan-out.
+	if !cfg.ReadGoroutines {
+		loops, err := newReadLoops(r, cfg.Connections)
+		if err != nil && runtime.GOOS == "linux" {
+			res.Warnings = append(res.Warnings, "reading with a goroutine per connection: "+err.Error())
+		}
+		r.loops = loops
+	}
 	s0, c0 := sample(pid), sample("self")
 	r.setPhase("connect")
 	connectStart := time.Now()
@@ -267,7 +277,7 @@ func (r *runner) connectAll(ctx context.Context) {
 				if n >= r.cfg.Connections {
 					return
 				}
-				c := &client{r: r, n: n, stream: int64(n % r.cfg.Streams), lastSeq: -1}
+				c := &client{r: r, n: n, stream: int64(n % r.cfg.Streams), lastSeq: -1, t: &r.tally}
 				var src *net.TCPAddr
 				if len(r.sources) > 0 {
 					src = r.sources[n%len(r.sources)]
@@ -293,17 +303,7 @@ func (r *runner) connectAll(ctx context.Context) {
 				r.connLat.record(time.Since(t0))
 				r.connected.Add(1)
 				r.clients[n] = c
-				r.readers.Add(1)
-				go func() {
-					defer r.readers.Done()
-					if err := c.read(); err != errStop {
-						r.lost.Add(1)
-						if subscribe && !c.confirmed {
-							r.lostUnconfirmed.Add(1)
-						}
-						r.fail("", err)
-					}
-				}()
+				r.startReading(c)
 			}
 		}()
 	}
@@ -380,7 +380,7 @@ func (r *runner) fanout(ctx context.Context, pub publisher) *FanoutResult {
 	r.setPhase("drain")
 	deadline := time.Now().Add(cfg.DrainTimeout)
 	want := perRound * r.roundsPublished.Load()
-	for ctx.Err() == nil && time.Now().Before(deadline) && r.delivered.Load() < want {
+	for ctx.Err() == nil && time.Now().Before(deadline) && r.deliveredCount() < want {
 		sleep(ctx, 2*time.Millisecond)
 	}
 	total := time.Since(start)
@@ -392,7 +392,7 @@ func (r *runner) fanout(ctx context.Context, pub publisher) *FanoutResult {
 		// n rounds on a schedule span n-1 intervals.
 		fr.RoundsPerSec = float64(fr.RoundsPublished-1) / published.Seconds()
 	}
-	fr.Delivered = r.delivered.Load()
+	fr.Delivered = r.deliveredCount()
 	fr.DurationMS = ms(total)
 	if total > 0 {
 		fr.DeliveriesPerSec = float64(fr.Delivered) / total.Seconds()
@@ -434,10 +434,17 @@ func (r *runner) awaitWindow(ctx context.Context, k int, completed *int) bool {
 
 // closeAll resets every socket (SO_LINGER 0: no TIME_WAIT left on this
 // side to eat the port range of the next run) and waits for the readers.
+// The read loops stop first: they read descriptors outside Go's
+// bookkeeping, which must not be closed under them.
 func (r *runner) closeAll() {
 	r.closing.Store(true)
+	r.loops.stop()
 	for _, c := range r.clients {
 		if c == nil {
+			continue
+		}
+		if c.nc == nil { // a read loop's
+			resetSocket(c.fd)
 			continue
 		}
 		if tc, ok := c.nc.(*net.TCPConn); ok {
@@ -482,6 +489,23 @@ func (r *runner) failureTotal() int64 {
 }
 
 // since is the monotonic time since the run started.
+// startReading gives c, subscribed, to a read loop, or else to a
+// goroutine of its own.
+func (r *runner) startReading(c *client) {
+	if r.loops != nil {
+		err := r.loops.add(c)
+		if err == nil {
+			return
+		}
+		r.fail("read_loop", err)
+	}
+	r.readers.Add(1)
+	go func() {
+		defer r.readers.Done()
+		c.readerDone(c.read())
+	}()
+}
+
 func (r *runner) since() time.Duration { return time.Since(r.start) }
 
 func (r *runner) setPhase(p string) { r.phase.Store(&p) }
@@ -524,9 +548,9 @@ func (r *runner) progressLine() string {
 	}
 	if r.cfg.Scenario == ScenarioFanout && r.perRound.Load() > 0 {
 		fmt.Fprintf(&b, ", round %d/%d, delivered %d/%d", r.roundsPublished.Load(), r.cfg.Broadcasts,
-			r.delivered.Load(), r.perRound.Load()*int64(r.cfg.Broadcasts))
-		if r.lat.count() > 0 {
-			fmt.Fprintf(&b, ", p99 %s", fmtMS(ms(r.lat.quantile(0.99))))
+			r.deliveredCount(), r.perRound.Load()*int64(r.cfg.Broadcasts))
+		if lat := r.latency(); lat.count() > 0 {
+			fmt.Fprintf(&b, ", p99 %s", fmtMS(ms(lat.quantile(0.99))))
 		}
 	}
 	fmt.Fprintf(&b, ", failed %d", r.failureTotal())

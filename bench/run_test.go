@@ -3,6 +3,7 @@ package bench_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -88,16 +89,58 @@ func TestFanoutWithTokensThroughBroadcastEndpoint(t *testing.T) {
 	}
 }
 
-// The closed loop publishes as fast as deliveries complete.
+// The closed loop publishes as fast as deliveries complete, with either
+// kind of reader.
 func TestFanoutClosedLoop(t *testing.T) {
-	addr := startServer(t, auth.Config{AllowAnonymous: true, Routes: bench.ServerRoute})
-	res := run(t, bench.Config{
-		Scenario: bench.ScenarioFanout, URL: "ws://" + addr + "/cable",
-		Connections: 50, Streams: 1, Broadcasts: 200, Rate: -1, Window: 4,
-		BroadcastURL: "http://" + addr + "/_broadcast", BroadcastKey: testKey, Timeout: 20 * time.Second,
-	})
-	if res.Fanout.Delivered != 50*200 || res.Window != 4 || res.Rate != 0 {
-		t.Errorf("fanout %+v window %d rate %v", res.Fanout, res.Window, res.Rate)
+	for _, goroutines := range []bool{false, true} {
+		t.Run(fmt.Sprintf("read-goroutines=%v", goroutines), func(t *testing.T) {
+			addr := startServer(t, auth.Config{AllowAnonymous: true, Routes: bench.ServerRoute})
+			res := run(t, bench.Config{
+				Scenario: bench.ScenarioFanout, URL: "ws://" + addr + "/cable",
+				Connections: 50, Streams: 1, Broadcasts: 200, Rate: -1, Window: 4, ReadGoroutines: goroutines,
+				BroadcastURL: "http://" + addr + "/_broadcast", BroadcastKey: testKey, Timeout: 20 * time.Second,
+			})
+			if res.Fanout.Delivered != 50*200 || res.Fanout.Latency.Count != 50*200 || res.Window != 4 || res.Rate != 0 {
+				t.Errorf("fanout %+v window %d rate %v", res.Fanout, res.Window, res.Rate)
+			}
+		})
+	}
+}
+
+// A server that goes away mid-run costs every connection, counted by
+// kind, with either kind of reader; the run ends instead of hanging.
+func TestFanoutServerGoesAway(t *testing.T) {
+	for _, goroutines := range []bool{false, true} {
+		t.Run(fmt.Sprintf("read-goroutines=%v", goroutines), func(t *testing.T) {
+			a, err := auth.New(auth.Config{AllowAnonymous: true, Routes: bench.ServerRoute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			srv, err := proxy.New(proxy.Config{BroadcastKey: testKey}, memory.New(), a, a, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			addr, stop := servetest.Serve(t, srv)
+			go func() {
+				time.Sleep(700 * time.Millisecond)
+				_ = stop()
+			}()
+			res, err := bench.Run(context.Background(), bench.Config{
+				Scenario: bench.ScenarioFanout, URL: "ws://" + addr + "/cable",
+				Connections: 40, Streams: 4, Broadcasts: 50, Rate: 10, ReadGoroutines: goroutines,
+				BroadcastURL: "http://" + addr + "/_broadcast", BroadcastKey: testKey,
+				DrainTimeout: 2 * time.Second, Timeout: 20 * time.Second,
+			}, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.OK() || res.Failures["disconnect_server_restart"] != 40 {
+				t.Errorf("ok %v failures %v", res.OK(), res.Failures)
+			}
+			if d := res.Fanout.Delivered; d == 0 || d >= 40*50 {
+				t.Errorf("delivered %d, want some of %d before the server went", d, 40*50)
+			}
+		})
 	}
 }
 

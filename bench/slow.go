@@ -165,7 +165,7 @@ func (r *runner) dialSlow(ctx context.Context, j int, mint func(int, string) (st
 	if err != nil {
 		return nil, err
 	}
-	c := &client{r: r, n: -1, stream: int64(stream), lastSeq: -1, slow: true}
+	c := &client{r: r, n: -1, stream: int64(stream), lastSeq: -1, slow: true, t: &r.tally}
 	var src *net.TCPAddr
 	if len(r.sources) > 0 {
 		src = r.sources[j%len(r.sources)]
