@@ -124,12 +124,13 @@ func (ls *readLoops) add(c *client) error {
 		return fmt.Errorf("dup: %w", dupErr)
 	}
 	c.nc.Close() // the socket stays open through fd
-	l := ls.loops[c.n%len(ls.loops)]
-	c.nc, c.fd, c.t = nil, fd, &l.t
-	if err := c.handleBuffered(); err != nil {
+	c.nc, c.fd = nil, fd
+	if err := c.handleBuffered(); err != nil { // counted in the shared tally: the loop may be running
 		c.readerDone(err)
 		return nil
 	}
+	l := ls.loops[c.n%len(ls.loops)]
+	c.t = &l.t
 	ls.conns[c.n].Store(c)
 	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(c.n)}
 	if err := unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
@@ -168,10 +169,7 @@ func (ls *readLoops) stop() {
 
 func (l *readLoop) run() {
 	for {
-		n, err := unix.EpollWait(l.ep, l.events[:], -1)
-		if err == unix.EINTR {
-			continue
-		}
+		n, err := l.wait()
 		if err != nil {
 			l.r.fail("read_loop", fmt.Errorf("epoll_wait: %w", err))
 			return
@@ -193,6 +191,15 @@ func (l *readLoop) run() {
 			}
 		}
 		l.t.flushRounds(l.r)
+	}
+}
+
+func (l *readLoop) wait() (int, error) {
+	for {
+		n, err := unix.EpollWait(l.ep, l.events[:], -1)
+		if err != unix.EINTR {
+			return n, err
+		}
 	}
 }
 

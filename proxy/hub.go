@@ -109,15 +109,22 @@ func (h *hub) removeConn(c *conn) {
 
 // eachConn calls fn for every open connection, one shard at a time. fn runs
 // under the shard lock and must not block.
-func (h *hub) eachConn(fn func(*conn)) {
-	for i := range h.conns {
+func (h *hub) eachConn(fn func(*conn)) { h.eachConnIn(0, 1, fn) }
+
+// eachConnIn is eachConn for the connections of slice k of n: those in the
+// shards i with i mod n = k. It returns how many there were.
+func (h *hub) eachConnIn(k, n int, fn func(*conn)) int {
+	count := 0
+	for i := k; i < len(h.conns); i += n {
 		s := &h.conns[i]
 		s.mu.Lock()
 		for _, c := range s.m {
 			fn(c)
 		}
+		count += len(s.m)
 		s.mu.Unlock()
 	}
+	return count
 }
 
 // subscribe adds sub to each of its streams. The first local subscriber of

@@ -78,7 +78,7 @@ func (r *rawIO) writevNow(sock rawFD, bufs [][]byte) (int, error) {
 		case unix.EAGAIN:
 			return 0, errWouldBlock
 		default:
-			return 0, os.NewSyscallError("writev", errno)
+			return 0, os.NewSyscallError("send", errno)
 		}
 	}
 }

@@ -404,7 +404,3 @@ func (c *conn) end() {
 	}
 	c.srv.conns.Done()
 }
-
-// rawFD is a socket's descriptor plus one, so that the zero value means
-// none (descriptor 0 can be a socket when stdin is closed).
-type rawFD int32

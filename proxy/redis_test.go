@@ -18,13 +18,20 @@ import (
 
 func startRedisServer(t *testing.T, rs *redistest.Server, prefix string) *testServer {
 	t.Helper()
-	b, err := redis.New(redis.Config{URL: rs.URL, ChannelPrefix: prefix,
-		ProbeInterval: 200 * time.Millisecond, ProbeTimeout: time.Second}, nil)
+	return startRedisServerWith(t, rs, redis.Config{ChannelPrefix: prefix, ProbeTimeout: time.Second}, proxy.Config{})
+}
+
+// startRedisServerWith is startRedisServer with the broker's and the
+// server's own settings; bcfg's URL is rs's, its probe every 200 ms.
+func startRedisServerWith(t *testing.T, rs *redistest.Server, bcfg redis.Config, cfg proxy.Config) *testServer {
+	t.Helper()
+	bcfg.URL, bcfg.ProbeInterval = rs.URL, 200*time.Millisecond
+	b, err := redis.New(bcfg, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { b.Close() })
-	return startServer(t, proxy.Config{}, anonymous(), b)
+	return startServer(t, cfg, anonymous(), b)
 }
 
 // confirm_subscription means Redis has acknowledged SUBSCRIBE: a message
@@ -96,28 +103,52 @@ func TestRedisOutageAndRecovery(t *testing.T) {
 }
 
 // A slow Redis (DEBUG SLEEP) stalls nothing on the client side: pings keep
-// flowing while Redis is blocked, and delivery resumes after.
+// flowing while Redis is blocked, and delivery resumes after. The probe
+// allows the sleep here; a stall past the probe timeout replaces the
+// subscriber connection, which TestRedisDown covers.
 func TestSlowRedis(t *testing.T) {
 	rs := redistest.Start(t, "--enable-debug-command", "local")
 	prefix := redistest.UniquePrefix(t)
-	ts := startRedisServer(t, rs, prefix)
+	ts := startRedisServerWith(t, rs, redis.Config{ChannelPrefix: prefix, ProbeTimeout: 5 * time.Second},
+		proxy.Config{PingInterval: 300 * time.Millisecond})
 	c := welcomed(t, ts.url(""))
 	c.command("subscribe", lobby)
 	c.nextText()
 	rdb := goredis.NewClient(&goredis.Options{Addr: rs.Addr, ReadTimeout: 10 * time.Second})
 	defer rdb.Close()
 	slept := make(chan error, 1)
+	asleep := time.Now().Add(500 * time.Millisecond) // DEBUG SLEEP 2 is surely running by then
 	go func() { slept <- rdb.Do(context.Background(), "DEBUG", "SLEEP", "2").Err() }()
-	if f := c.next(); !strings.HasPrefix(string(f.payload), `{"type":"ping"`) { // ~3 s cadence, Redis asleep
-		t.Fatalf("got %q, want a ping while Redis sleeps", f.payload)
+	for {
+		f := c.next()
+		if !strings.HasPrefix(string(f.payload), `{"type":"ping"`) {
+			t.Fatalf("got %q, want pings while Redis sleeps", f.payload)
+		}
+		if time.Now().After(asleep) {
+			break
+		}
+	}
+	select {
+	case err := <-slept:
+		t.Fatalf("DEBUG SLEEP 2 ended before a ping came while it ran (%v)", err)
+	default:
 	}
 	if err := <-slept; err != nil {
 		t.Fatalf("DEBUG SLEEP: %v", err)
 	}
 	rdb.Publish(context.Background(), prefix+":chat:lobby", `"awake"`)
-	if got := c.nextText(); got != messageFrame(lobby, `"awake"`) {
-		t.Fatalf("got %s", got)
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		f, err := c.read(time.Second)
+		if err == nil && strings.HasPrefix(string(f.payload), `{"type":"ping"`) {
+			continue
+		}
+		if err != nil || string(f.payload) != messageFrame(lobby, `"awake"`) {
+			t.Fatalf("got %q %v", f.payload, err)
+		}
+		return
 	}
+	t.Fatalf("no message; log:\n%s", ts.logs.String())
 }
 
 // A full Redis (maxmemory reached, noeviction) refuses writes to keys, not

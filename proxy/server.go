@@ -213,23 +213,31 @@ func (s *Server) drain(hs *http.Server) {
 	}
 }
 
-// heartbeat queues the same ping frame, built once per tick, on every open
-// connection, from one process-wide ticker as Rails does. The writer pool
-// puts it on the sockets, so pinging idle connections starts no goroutine
-// per connection.
+// pingSlices is how many groups of connections take turns at the pings.
+// Group k (the connection shards i with i mod pingSlices = k) is pinged
+// PingInterval/pingSlices after group k-1, so every connection still
+// hears a ping every PingInterval, as from Rails, but never all at once:
+// a ping to each of 5,000 connections is 25 ms of writes, and the
+// broadcasts that queued behind it made the fan-out's p99.
+const pingSlices = 8
+
+// heartbeat pings every open connection each PingInterval, one slice of
+// them at a time (pingSlices), with a frame built once per slice. The
+// writer pool puts it on the sockets, so pinging idle connections starts
+// no goroutine per connection.
 func (s *Server) heartbeat(ctx context.Context) {
-	t := time.NewTicker(s.cfg.PingInterval)
+	t := time.NewTicker(max(s.cfg.PingInterval/pingSlices, 1))
 	defer t.Stop()
-	for {
+	for slice := 0; ; slice = (slice + 1) % pingSlices {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
 			frame := pingFrame(now.Unix())
 			var batch *flushBatch
-			s.hub.eachConn(func(c *conn) { batch = c.sendBatched(frame, batch) })
+			n := s.hub.eachConnIn(slice, pingSlices, func(c *conn) { batch = c.sendBatched(frame, batch) })
 			s.writers.submit(batch)
-			s.stats.PingsSent.Add(s.stats.ConnsOpen.Load())
+			s.stats.PingsSent.Add(int64(n))
 		}
 	}
 }

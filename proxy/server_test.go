@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -49,6 +50,52 @@ func TestWelcomeProtocolAndPing(t *testing.T) {
 		if d := time.Since(time.Unix(unix, 0)); d < -2*time.Second || d > 2*time.Second {
 			t.Errorf("ping time %d is %v away from now", unix, d)
 		}
+	}
+}
+
+// Every connection hears a ping each PingInterval, but the connections
+// take turns: the first pings of 16 connections spread over the interval
+// instead of arriving together.
+func TestPingsAreStaggered(t *testing.T) {
+	const interval = 400 * time.Millisecond
+	ts := startServer(t, proxy.Config{PingInterval: interval}, anonymous(), nil)
+	const conns = 16
+	clients := make([]*client, conns)
+	for i := range clients {
+		clients[i] = welcomed(t, ts.url(""))
+	}
+	start := time.Now()
+	pings := make([][]time.Duration, conns) // arrival of the first two pings, since start
+	errs := make(chan error, conns)
+	for i, c := range clients {
+		go func() {
+			for len(pings[i]) < 2 {
+				f, err := c.read(3 * interval)
+				if err != nil {
+					errs <- fmt.Errorf("conn %d: %w", i, err)
+					return
+				}
+				if bytes.HasPrefix(f.payload, []byte(`{"type":"ping"`)) {
+					pings[i] = append(pings[i], time.Since(start))
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	first, last := pings[0][0], pings[0][0]
+	for i, p := range pings {
+		if gap := p[1] - p[0]; gap < interval/2 || gap > 3*interval/2 {
+			t.Errorf("conn %d: pings %v apart, want about %v", i, gap, interval)
+		}
+		first, last = min(first, p[0]), max(last, p[0])
+	}
+	if spread := last - first; spread < interval/4 {
+		t.Errorf("first pings arrived within %v of each other; want them spread over the %v interval", spread, interval)
 	}
 }
 

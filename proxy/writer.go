@@ -7,6 +7,11 @@ import (
 	"sync/atomic"
 )
 
+// rawFD is a socket's descriptor plus one, so that the zero value means
+// none (descriptor 0 can be a socket when stdin is closed). The pool's
+// raw writes use it; see socketFD.
+type rawFD int32
+
 // writerQueue is how many batches may wait for a writer. Past it, each
 // connection of a batch gets a flusher goroutine of its own, as without
 // the pool.
