@@ -77,6 +77,11 @@ type Config struct {
 	// NoSubscribe makes the connect scenario open sockets without
 	// subscribing (default false: subscribe).
 	NoSubscribe bool
+	// NormalScheduling keeps the load tool's threads under the default
+	// scheduling policy. By default (on Linux) they run as SCHED_BATCH,
+	// so that a reader woken by the server's write does not preempt the
+	// server on a shared machine (see batchScheduling).
+	NormalScheduling bool
 	// ReadGoroutines reads each connection on a goroutine of its own.
 	// By default (on Linux) a few epoll loops read them all, which costs
 	// the load tool less CPU, leaving more to the server it measures.

@@ -25,6 +25,8 @@ type Result struct {
 	Window       int       `json:"window,omitempty"` // closed loop only
 	PayloadBytes int       `json:"payload_bytes,omitempty"`
 	Sources      []string  `json:"sources,omitempty"`
+	// SchedBatch: the load tool ran as SCHED_BATCH (Config.NormalScheduling).
+	SchedBatch bool `json:"sched_batch"`
 
 	Connect ConnectResult `json:"connect"`
 	Fanout  *FanoutResult `json:"fanout,omitempty"`
@@ -204,7 +206,11 @@ func (res *Result) WriteText(w io.Writer) {
 		head += fmt.Sprintf(", %d broadcasts per stream at %s via %s", res.Broadcasts, pace, res.Publisher)
 	}
 	p("%s", head)
-	p("  date         %s on %s, concurrency %d%s", res.Date.Format(time.RFC3339), res.Host, res.Concurrency, sourcesText(res.Sources))
+	sched := ""
+	if res.SchedBatch {
+		sched = ", load tool SCHED_BATCH"
+	}
+	p("  date         %s on %s, concurrency %d%s%s", res.Date.Format(time.RFC3339), res.Host, res.Concurrency, sourcesText(res.Sources), sched)
 	c := res.Connect
 	p("  connect      %d/%d welcomed in %s (%.0f/s); dial→welcome %s", c.Connected, res.Connections,
 		fmtMS(c.DurationMS), c.RatePerSec, latText(c.Latency))

@@ -132,6 +132,15 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	// Connect (and subscribe). Samples: s0 before, s1 once every socket
 	// is open, s2 once every subscription is confirmed (connect: after
 	// Hold), s3 after the fan-out.
+	if !cfg.NormalScheduling {
+		if err := batchScheduling(); err != nil {
+			if runtime.GOOS == "linux" {
+				res.Warnings = append(res.Warnings, "normal scheduling: "+err.Error())
+			}
+		} else {
+			res.SchedBatch = true
+		}
+	}
 	if !cfg.ReadGoroutines {
 		loops, err := newReadLoops(r, cfg.Connections)
 		if err != nil && runtime.GOOS == "linux" {

@@ -54,6 +54,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.DurationVar(&cfg.DrainTimeout, "drain-timeout", bench.DefaultDrainTimeout, "wait for confirmations, and for deliveries after the last publish")
 	fs.DurationVar(&cfg.DialTimeout, "dial-timeout", bench.DefaultDialTimeout, "bound on one connect + handshake + welcome")
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow targets that are not loopback addresses")
+	fs.BoolVar(&cfg.NormalScheduling, "normal-scheduling", false, "keep the load tool at the default scheduling policy instead of SCHED_BATCH (Linux), under which its readers, woken by the server's writes, do not preempt the server on a shared machine")
 	fs.BoolVar(&cfg.ReadGoroutines, "read-goroutines", false, "read each connection on a goroutine of its own instead of a few epoll loops (more CPU in the load tool; Linux only has the loops)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
