@@ -6,14 +6,20 @@
 // A broker (adapters/memory, adapters/redis) hands each message to the hub,
 // which looks up the stream's shard, encodes the frame once per distinct
 // identifier and queues the same bytes on every subscribed connection. A
-// connection has at most one reader and at most one writer at a time. The
-// writer is one of the writer pool's goroutines (one per core, writer.go),
-// which writes what the socket takes at once with one writev and moves on;
-// a socket that is full gets a flusher goroutine of its own that waits
-// with the write deadline, gone when the queue is empty. Pings go the
-// same way. On Linux the reader too is short-lived: an idle socket waits in the poller's epoll set
-// (poll_linux.go, read.go), so an idle connection costs no goroutine;
-// elsewhere it keeps one parked reader.
+// connection has at most one reader and at most one writer at a time.
+// Connections that need a writer go to the writer pool (one goroutine per
+// core, writer.go) in batches of 64. A writer puts what the socket takes
+// at once on it with one raw send on the socket's descriptor
+// (rawwrite_linux.go) and moves on; a socket that is full gets a flusher
+// goroutine of its own that waits with the write deadline, gone when the
+// queue is empty. Pings go the same way, one eighth of the connections at
+// a time. On Linux the reader too is short-lived: an idle socket waits in
+// the poller's epoll set (poll_linux.go, read.go), so an idle connection
+// costs no goroutine; elsewhere it keeps one parked reader.
+//
+// A socket is closed only by the holder of its writer role, or when no one
+// holds it, so a raw send never meets a descriptor closed and reused under
+// it.
 //
 // # Lock order
 //
