@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -722,4 +723,57 @@ func TestShutdownDuringBurst(t *testing.T) {
 		}
 	}
 	noErrorLogs(t, ts)
+}
+
+// A client that stops reading cannot keep its socket past
+// SHUTDOWN_TIMEOUT: once the drain gives up, the socket is closed even
+// though its writer is still waiting for room, long before the write
+// timeout would have cut it off.
+func TestShutdownTimeoutClosesStuckSockets(t *testing.T) {
+	ts := startServer(t, proxy.Config{ShutdownTimeout: 300 * time.Millisecond, WriteTimeout: time.Minute,
+		MaxPendingBytes: 64 << 20}, anonymous(), nil)
+	stuck := welcomed(t, ts.url(""))
+	stuck.command("subscribe", lobby)
+	if got := stuck.nextText(); got != confirmFrame(lobby) {
+		t.Fatalf("got %s, want the confirm", got)
+	}
+	// 25 MB it never reads: more than loopback's socket buffers hold, so
+	// its writer ends up waiting for room.
+	payload := []byte(`"` + strings.Repeat("x", 64<<10) + `"`)
+	const n = 400
+	for range n {
+		if err := ts.broker.Publish(context.Background(), "chat:lobby", payload); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "broadcasts queued", func() bool { return ts.Stats().BroadcastsReceived.Load() == n })
+	time.Sleep(200 * time.Millisecond)
+
+	start := time.Now()
+	if err := ts.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Serve took %v to return with SHUTDOWN_TIMEOUT 300ms", d)
+	}
+	// Without reading from it (reading would let its writer finish), the
+	// connection must be over within seconds, not at the one-minute write
+	// timeout.
+	deadline := time.Now().Add(5 * time.Second)
+	for ts.Stats().ConnsOpen.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still open 5 s after shutdown", ts.Stats().ConnsOpen.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	// And the client sees the end once it reads what was buffered.
+	stuck.nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err := io.Copy(io.Discard, stuck.nc)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the stuck client's socket was still open 10 s after shutdown")
+	}
+	if !strings.Contains(ts.logs.String(), "shutdown timeout: closing remaining connections") {
+		t.Errorf("no shutdown-timeout line in the log")
+	}
 }
