@@ -294,6 +294,12 @@ func (c Config) urlOptions() (*goredis.Options, error) {
 	if c.TLS {
 		errs = append(errs, errors.New("CABLECAR_REDIS_TLS: not used with CABLECAR_REDIS_URL; use a rediss:// URL for TLS"))
 	}
+	if opts != nil && opts.TLSConfig != nil && opts.TLSConfig.InsecureSkipVerify {
+		// go-redis honours ?skip_verify=true; cablecar promises verified
+		// certificates, so a URL cannot turn that off unnoticed.
+		errs = append(errs, errors.New("CABLECAR_REDIS_URL: skip_verify is refused: Redis's certificate is always verified; "+
+			"for a private CA set CABLECAR_REDIS_TLS_CA_FILE"))
+	}
 	if c.TLSCAFile != "" && opts != nil {
 		if opts.TLSConfig == nil {
 			errs = append(errs, errors.New("CABLECAR_REDIS_TLS_CA_FILE: CABLECAR_REDIS_URL is redis:// (no TLS); use a rediss:// URL"))

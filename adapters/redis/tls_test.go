@@ -142,6 +142,7 @@ func TestTLSConfigErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
+		{"skip_verify in URL", Config{URL: url + "?skip_verify=true"}, "CABLECAR_REDIS_URL: skip_verify is refused"},
 		{"TLS with URL", Config{URL: url, TLS: true}, "CABLECAR_REDIS_TLS: not used with CABLECAR_REDIS_URL; use a rediss:// URL for TLS"},
 		{"username with URL", Config{URL: url, Username: "bob"}, "CABLECAR_REDIS_USERNAME: not used with CABLECAR_REDIS_URL; put the user in the URL"},
 		{"CA with redis://", Config{URL: "redis://localhost:6379", TLSCAFile: notPEM}, "CABLECAR_REDIS_TLS_CA_FILE: CABLECAR_REDIS_URL is redis:// (no TLS); use a rediss:// URL"},
