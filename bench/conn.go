@@ -18,7 +18,8 @@ import (
 
 // client is one benchmark WebSocket. The worker that dials it writes its
 // only frame (subscribe) before starting the reader, so the socket never
-// has two writers; from then on the reader goroutine owns it.
+// has two writers; from then on its reader (a read loop, or a goroutine
+// of its own) owns it.
 type client struct {
 	r      *runner
 	n      int      // connection number, 0…Connections-1
