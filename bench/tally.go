@@ -52,7 +52,7 @@ func (r *runner) addRound(seq, n int64) {
 	}
 }
 
-// delivered is every tally's deliveries.
+// deliveredCount is every tally's deliveries.
 func (r *runner) deliveredCount() int64 {
 	n := r.tally.delivered.Load()
 	for _, t := range r.loops.tallies() {

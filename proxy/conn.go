@@ -65,15 +65,32 @@ type conn struct {
 // send queues frame for the client. It never blocks: when the client
 // already has MaxPendingBytes waiting, it is disconnected as too_slow.
 // Frames for a closing connection are dropped and counted.
-func (c *conn) send(frame []byte) {
+func (c *conn) send(frame []byte) { c.srv.writers.submit(c.sendBatched(frame, nil)) }
+
+// sendBatched is send for a fan-out: a connection that needs a writer
+// joins b (nil: a new batch) instead of going to the pool alone. It
+// returns the batch to add to next; the caller submits the last one
+// (writerPool.submit).
+func (c *conn) sendBatched(frame []byte, b *flushBatch) *flushBatch {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	claimed := c.queueLocked(frame)
+	c.mu.Unlock()
+	if claimed {
+		b = c.srv.writers.add(b, c)
+	}
+	return b
+}
+
+// queueLocked queues frame and reports whether the caller took the
+// flusher role and must hand c to a writer. A frame for a closing
+// connection is dropped; one past MaxPendingBytes cuts the client off.
+func (c *conn) queueLocked(frame []byte) (claimed bool) {
 	if c.state != stateOpen {
 		c.srv.stats.DroppedClosed.Add(1)
 		if h := c.srv.hooks.Dropped; h != nil {
 			h("closed", 1)
 		}
-		return
+		return false
 	}
 	if c.pending+len(frame) > c.srv.cfg.MaxPendingBytes {
 		c.srv.stats.DisconnectsSlow.Add(1)
@@ -84,37 +101,13 @@ func (c *conn) send(frame []byte) {
 		// What is queued will never be read in time; say why instead.
 		c.queue, c.pending = nil, 0
 		c.finishLocked("too_slow", frameDisconnectTooSlow, frameCloseNormal)
-		return
-	}
-	c.appendLocked(frame)
-}
-
-// sendBatched is send for a fan-out: a connection that needs a writer
-// joins b (nil: a new batch) instead of going to the pool alone. It
-// returns the batch to add to next; the caller submits the last one
-// (writerPool.submit).
-func (c *conn) sendBatched(frame []byte, b *flushBatch) *flushBatch {
-	c.mu.Lock()
-	if c.state != stateOpen || c.pending+len(frame) > c.srv.cfg.MaxPendingBytes {
-		c.mu.Unlock()
-		c.send(frame) // drops it, or cuts the client off as too_slow
-		return b
+		return false
 	}
 	c.queue = append(c.queue, frame)
 	c.pending += len(frame)
-	claimed := !c.flushing
+	claimed = !c.flushing
 	c.flushing = true
-	c.mu.Unlock()
-	if claimed {
-		b = c.srv.writers.add(b, c)
-	}
-	return b
-}
-
-func (c *conn) appendLocked(frame []byte) {
-	c.queue = append(c.queue, frame)
-	c.pending += len(frame)
-	c.startFlushLocked()
+	return claimed
 }
 
 // startFlushLocked makes sure a writer will take the queue: a writer of
@@ -299,12 +292,16 @@ func (c *conn) confirm(sub *subscription) {
 	}
 	c.mu.Lock()
 	live := c.subs[sub.identifier] == sub && c.state == stateOpen
+	claimed := false
 	if live {
 		sub.confirmed = true
-		c.appendLocked(identifierFrame(sub.quoted, "confirm_subscription"))
+		claimed = c.queueLocked(identifierFrame(sub.quoted, "confirm_subscription"))
 	}
 	info := c.infoLocked()
 	c.mu.Unlock()
+	if claimed {
+		c.srv.writers.schedule(c)
+	}
 	if live {
 		c.srv.stats.SubsConfirmed.Add(1)
 		if h := c.srv.hooks.Confirmed; h != nil {

@@ -212,23 +212,13 @@ func (r *rawIO) ctlSock(fd uintptr) { r.err = unix.EpollCtl(int(r.ep), r.op, int
 // readNow reads what the socket holds into r.buf without waiting:
 // errWouldBlock when nothing is there, 0 bytes at the peer's FIN.
 func (r *rawIO) readNow(nc net.Conn) (int, error) {
-	r.p = r.buf[:]
-	defer func() { r.p = nil }()
-	return r.call(nc, true, r.readFd)
-}
-
-// call runs fn, one non-blocking syscall, on nc's descriptor.
-func (r *rawIO) call(nc net.Conn, read bool, fn func(uintptr) bool) (int, error) {
 	raw, err := rawConn(nc)
 	if err != nil {
 		return 0, err
 	}
-	r.n, r.err = 0, nil
-	if read {
-		err = raw.Read(fn)
-	} else {
-		err = raw.Write(fn)
-	}
+	r.p, r.n, r.err = r.buf[:], 0, nil
+	err = raw.Read(r.readFd)
+	r.p = nil
 	switch {
 	case err != nil:
 		return 0, err
