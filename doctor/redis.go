@@ -103,10 +103,17 @@ func checkServer(ctx context.Context, cfg Config, client *goredis.Client, t targ
 		results = append(results, *v)
 	}
 	results = append(results, checkMemory(ctx, client)...)
-	results = append(results, checkRoundTrip(ctx, client, cfg.ChannelPrefix))
-	nodeResults, nodes := checkNodes(ctx, serverChannels(client), cfg.ChannelPrefix)
+	return checkPubSub(ctx, cfg, client, serverChannels(client), t.shown, results)
+}
+
+// checkPubSub appends the checks every topology shares once its servers
+// answer: a pub/sub round trip, the nodes listening, and the traffic
+// watch.
+func checkPubSub(ctx context.Context, cfg Config, c goredis.UniversalClient, list channelLister, shown string, results []Result) ([]Result, int) {
+	results = append(results, checkRoundTrip(ctx, c, cfg.ChannelPrefix))
+	nodeResults, nodes := checkNodes(ctx, list, cfg.ChannelPrefix)
 	results = append(results, nodeResults...)
-	results = append(results, checkTrafficFor(ctx, client, cfg, t.shown)...)
+	results = append(results, checkTrafficFor(ctx, c, cfg, shown)...)
 	return results, nodes
 }
 

@@ -71,11 +71,7 @@ func checkCluster(ctx context.Context, cfg Config, rc redisbroker.Config, cc *go
 	results = append([]Result{{Status: OK, Check: nameRedis,
 		Message: fmt.Sprintf("%s: %s reachable: %s%s", t.shown, plural(len(up), "master"), strings.Join(up, ", "), strings.Join(versions, ""))}}, results...)
 	results = append(results, mergeNodes(up, per)...)
-	results = append(results, checkRoundTrip(ctx, cc, cfg.ChannelPrefix))
-	nodeResults, nodes := checkNodes(ctx, clusterChannels(cc), cfg.ChannelPrefix)
-	results = append(results, nodeResults...)
-	results = append(results, checkTrafficFor(ctx, cc, cfg, t.shown)...)
-	return results, nodes
+	return checkPubSub(ctx, cfg, cc, clusterChannels(cc), t.shown, results)
 }
 
 // checkMaster runs the checks of one server: reachable first (always the

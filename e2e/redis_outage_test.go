@@ -256,9 +256,8 @@ type publishRecord struct {
 // any job process would; go-redis' client would also print a line per
 // failed dial into the test's output).
 type outagePublisher struct {
+	loop
 	addr, prefix string
-	quit         chan struct{}
-	done         chan struct{}
 
 	conn net.Conn // owned by run; nil while disconnected
 	rd   *bufio.Reader
@@ -269,14 +268,12 @@ type outagePublisher struct {
 
 func startOutagePublisher(t *testing.T, addr, prefix string) *outagePublisher {
 	t.Helper()
-	p := &outagePublisher{addr: addr, prefix: prefix, quit: make(chan struct{}), done: make(chan struct{})}
-	go p.run()
-	t.Cleanup(p.stop)
+	p := &outagePublisher{addr: addr, prefix: prefix}
+	p.goUntilStop(t, p.run)
 	return p
 }
 
 func (p *outagePublisher) run() {
-	defer close(p.done)
 	defer func() {
 		if p.conn != nil {
 			p.conn.Close()
@@ -336,15 +333,30 @@ func respPublish(conn net.Conn, rd *bufio.Reader, channel string, payload []byte
 	return strconv.ParseInt(strings.TrimSpace(line[1:]), 10, 64)
 }
 
-// stop ends publishing and waits for the last PUBLISH; it may be called
-// more than once.
-func (p *outagePublisher) stop() {
+// loop is a test's goroutine that runs until stop (not to be confused
+// with background, a helper process).
+type loop struct{ quit, done chan struct{} }
+
+// goUntilStop runs run on a goroutine, which returns once quit is closed;
+// the test's end stops it if nothing did before.
+func (bg *loop) goUntilStop(t *testing.T, run func()) {
+	bg.quit, bg.done = make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(bg.done)
+		run()
+	}()
+	t.Cleanup(bg.stop)
+}
+
+// stop closes quit and waits for the goroutine (for a publisher: the last
+// PUBLISH); it may be called more than once.
+func (bg *loop) stop() {
 	select {
-	case <-p.quit:
+	case <-bg.quit:
 	default:
-		close(p.quit)
+		close(bg.quit)
 	}
-	<-p.done
+	<-bg.done
 }
 
 func (p *outagePublisher) records() []publishRecord {
@@ -365,9 +377,8 @@ const healthTimeout = 5 * time.Second
 
 // healthPoller asks /health every 100 ms for the whole test.
 type healthPoller struct {
+	loop
 	addr string
-	quit chan struct{}
-	done chan struct{}
 
 	mu   sync.Mutex // guards list
 	list []healthSample
@@ -375,14 +386,12 @@ type healthPoller struct {
 
 func startHealthPoller(t *testing.T, addr string) *healthPoller {
 	t.Helper()
-	h := &healthPoller{addr: addr, quit: make(chan struct{}), done: make(chan struct{})}
-	go h.run()
-	t.Cleanup(h.stop)
+	h := &healthPoller{addr: addr}
+	h.goUntilStop(t, h.run)
 	return h
 }
 
 func (h *healthPoller) run() {
-	defer close(h.done)
 	client := &http.Client{Timeout: healthTimeout}
 	for {
 		s := healthSample{status: 0}
@@ -404,15 +413,6 @@ func (h *healthPoller) run() {
 		case <-time.After(100 * time.Millisecond):
 		}
 	}
-}
-
-func (h *healthPoller) stop() {
-	select {
-	case <-h.quit:
-	default:
-		close(h.quit)
-	}
-	<-h.done
 }
 
 func (h *healthPoller) samples() []healthSample {

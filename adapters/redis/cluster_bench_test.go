@@ -32,11 +32,10 @@ func BenchmarkClusterPublish(b *testing.B) {
 func benchClusterPublish(b *testing.B, sharded bool) {
 	const streams = 300
 	nodes := redistest.StartCluster(b, 3)
+	clients := newClients(b, nodes)
 	var seeds []string
-	clients := make([]*goredis.Client, len(nodes))
-	for i, n := range nodes {
+	for _, n := range nodes {
 		seeds = append(seeds, n.Addr)
-		clients[i] = newClient(b, n)
 	}
 	var recs []*brokertest.Recorder
 	for range 3 {

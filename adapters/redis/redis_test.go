@@ -64,6 +64,16 @@ func newClient(tb testing.TB, srv *redistest.Server) *goredis.Client {
 	return c
 }
 
+// newClients is newClient for each of nodes, in order.
+func newClients(tb testing.TB, nodes []*redistest.Server) []*goredis.Client {
+	tb.Helper()
+	clients := make([]*goredis.Client, len(nodes))
+	for i, n := range nodes {
+		clients[i] = newClient(tb, n)
+	}
+	return clients
+}
+
 // numSub returns PUBSUB NUMSUB for channel.
 func numSub(tb testing.TB, c *goredis.Client, channel string) int64 {
 	tb.Helper()

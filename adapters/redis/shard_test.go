@@ -45,10 +45,7 @@ func TestKeySlot(t *testing.T) {
 func TestShardedCluster(t *testing.T) {
 	brokertest.CheckGoroutines(t)
 	nodes := redistest.StartCluster(t, 3)
-	clients := make([]*goredis.Client, len(nodes))
-	for i, n := range nodes {
-		clients[i] = newClient(t, n)
-	}
+	clients := newClients(t, nodes)
 	checkKeySlotAgainstRedis(t, clients[0])
 
 	prefix := redistest.UniquePrefix(t)
@@ -131,10 +128,7 @@ func TestShardedCluster(t *testing.T) {
 func TestShardedSlotMove(t *testing.T) {
 	brokertest.CheckGoroutines(t)
 	nodes := redistest.StartCluster(t, 3)
-	clients := make([]*goredis.Client, len(nodes))
-	for i, n := range nodes {
-		clients[i] = newClient(t, n)
-	}
+	clients := newClients(t, nodes)
 	prefix := redistest.UniquePrefix(t)
 	b, logs := newBrokerConfig(t, Config{ClusterAddrs: []string{nodes[0].Addr}, ChannelPrefix: prefix, ShardedPubSub: true})
 	r := brokertest.NewRecorder(t)

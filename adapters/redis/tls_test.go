@@ -198,23 +198,32 @@ func TestSentinelTLSACL(t *testing.T) {
 	}
 }
 
+// startSecureClusterBroker runs a three-master cluster with TLS on the
+// client ports and the bus, and a running broker that reaches it as the
+// ACL user, in sharded mode or not.
+func startSecureClusterBroker(t *testing.T, sharded bool) (sec redistest.Secure, nodes []*redistest.SecureServer, prefix string, b *Broker, r *brokertest.Recorder) {
+	t.Helper()
+	sec = secure(t)
+	nodes = redistest.StartSecureCluster(t, 3, sec)
+	prefix = redistest.UniquePrefix(t)
+	b, _ = newBrokerConfig(t, Config{
+		ClusterAddrs: []string{nodes[0].ClientAddr},
+		Username:     aclUser, Password: aclPassword,
+		TLS: true, TLSCAFile: sec.Certs.CAFile,
+		ShardedPubSub: sharded,
+		ChannelPrefix: prefix,
+	})
+	r = brokertest.NewRecorder(t)
+	t.Cleanup(r.Start(t, b))
+	return sec, nodes, prefix, b, r
+}
+
 // TestClusterTLSACL runs a three-master cluster with TLS on the client
 // ports and the cluster bus and an ACL user, and checks that the broker
 // hears a job publishing on every node.
 func TestClusterTLSACL(t *testing.T) {
 	brokertest.CheckGoroutines(t)
-	sec := secure(t)
-	nodes := redistest.StartSecureCluster(t, 3, sec)
-	prefix := redistest.UniquePrefix(t)
-	b, _ := newBrokerConfig(t, Config{
-		ClusterAddrs: []string{nodes[0].ClientAddr},
-		Username:     aclUser, Password: aclPassword,
-		TLS: true, TLSCAFile: sec.Certs.CAFile,
-		ChannelPrefix: prefix,
-	})
-	r := brokertest.NewRecorder(t)
-	stop := r.Start(t, b)
-	defer stop()
+	sec, nodes, prefix, b, r := startSecureClusterBroker(t, false)
 	checkDelivers(t, b, r, tlsClient(t, sec, nodes[1].ClientAddr), prefix, "doc")
 	// Classic PUBLISH on any node reaches the one subscriber connection.
 	for i, n := range nodes {
@@ -231,19 +240,7 @@ func TestClusterTLSACL(t *testing.T) {
 // master gets the same TLS and ACL options.
 func TestClusterShardedTLSACL(t *testing.T) {
 	brokertest.CheckGoroutines(t)
-	sec := secure(t)
-	nodes := redistest.StartSecureCluster(t, 3, sec)
-	prefix := redistest.UniquePrefix(t)
-	b, _ := newBrokerConfig(t, Config{
-		ClusterAddrs: []string{nodes[0].ClientAddr},
-		Username:     aclUser, Password: aclPassword,
-		TLS: true, TLSCAFile: sec.Certs.CAFile,
-		ShardedPubSub: true,
-		ChannelPrefix: prefix,
-	})
-	r := brokertest.NewRecorder(t)
-	stop := r.Start(t, b)
-	defer stop()
+	_, _, _, b, r := startSecureClusterBroker(t, true)
 	for i := range 6 {
 		s := fmt.Sprintf("doc-%d", i)
 		b.Subscribe(s)
