@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode"
+
+	"github.com/cablecar/cablecar/rails"
 )
 
 // Authorize returns the streams a subscription to channel with identifier
@@ -72,7 +74,7 @@ func (a *Auth) authorizeTurbo(params map[string]any) ([]string, error) {
 	case string:
 		signed = v
 	default:
-		return nil, fmt.Errorf("identifier param %q: %w: got %s, want a string", param, ErrMalformedSignedName, jsonKind(v))
+		return nil, fmt.Errorf("identifier param %q: %w: got %s, want a string", param, ErrMalformedSignedName, rails.JSONKind(v))
 	}
 	if signed == "" {
 		return nil, fmt.Errorf("identifier param %q: %w: empty string", param, ErrMissingParam)

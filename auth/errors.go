@@ -3,6 +3,8 @@ package auth
 import (
 	"errors"
 	"fmt"
+
+	"github.com/cablecar/cablecar/rails"
 )
 
 // Configuration errors, returned (joined) by New.
@@ -65,11 +67,11 @@ var (
 
 	// ErrMissingParam means a value a route needs is absent, null or "" in
 	// the identifier or the token claims.
-	ErrMissingParam = errors.New("missing parameter")
+	ErrMissingParam = rails.ErrMissingValue
 
 	// ErrUnrenderable means a value a route needs is a float, object or array,
 	// which Rails' to_param would not turn into a stable stream name.
-	ErrUnrenderable = errors.New("unrenderable parameter")
+	ErrUnrenderable = rails.ErrUnrenderable
 
 	// ErrStreamForbidden means a stream is not matched by the token's streams
 	// claim.

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cablecar/cablecar/rails"
 	"github.com/golang-jwt/jwt/v5"
 )
 
@@ -168,11 +169,11 @@ func subject(v any) (string, error) {
 	case string:
 		return v, nil
 	case json.Number:
-		if s, err := renderNumber(v); err == nil {
+		if s, err := rails.IntegerParam(v); err == nil {
 			return s, nil
 		}
 	}
-	return "", fmt.Errorf("%w: sub claim is %s, want a string", ErrMalformedToken, jsonKind(v))
+	return "", fmt.Errorf("%w: sub claim is %s, want a string", ErrMalformedToken, rails.JSONKind(v))
 }
 
 // Mint returns an HS256 token signed with JWTSecret, for tests, tools and

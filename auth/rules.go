@@ -1,11 +1,9 @@
 package auth
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/cablecar/cablecar/rails"
@@ -298,49 +296,9 @@ func (s *segment) value(id *Identity, params map[string]any) (string, error) {
 	} else {
 		v = params[s.name]
 	}
-	out, err := renderValue(v)
+	out, err := rails.ToParam(v)
 	if err != nil {
 		return "", fmt.Errorf("%s: %w", what, err)
 	}
 	return out, nil
-}
-
-// renderValue renders v as Rails' to_param would, for the values that give a
-// stable stream name: strings as is, integers as digits, booleans as
-// true/false. Absent, null and "" are missing; floats, objects and arrays
-// are refused.
-func renderValue(v any) (string, error) {
-	switch v := v.(type) {
-	case nil:
-		return "", fmt.Errorf("%w: absent or null", ErrMissingParam)
-	case string:
-		if v == "" {
-			return "", fmt.Errorf("%w: empty string", ErrMissingParam)
-		}
-		return v, nil
-	case bool:
-		return strconv.FormatBool(v), nil
-	case json.Number:
-		return renderNumber(v)
-	case int:
-		return strconv.Itoa(v), nil
-	case int64:
-		return strconv.FormatInt(v, 10), nil
-	}
-	return "", fmt.Errorf("%w: %s cannot be part of a stream name", ErrUnrenderable, jsonKind(v))
-}
-
-// renderNumber renders an integer as its digits and refuses anything with a
-// fraction or exponent: Ruby would make it a Float, whose to_param ("1.0",
-// "1.0e+20") no JavaScript client reproduces reliably.
-func renderNumber(n json.Number) (string, error) {
-	s := string(n)
-	digits := strings.TrimPrefix(s, "-")
-	if digits == "" || strings.Trim(digits, "0123456789") != "" {
-		return "", fmt.Errorf("%w: number %s is not an integer", ErrUnrenderable, s)
-	}
-	if strings.Trim(digits, "0") == "" {
-		return "0", nil // JSON -0 is Ruby's Integer 0
-	}
-	return s, nil
 }

@@ -13,6 +13,8 @@ import (
 	"fmt"
 	"io"
 	"strings"
+
+	"github.com/cablecar/cablecar/rails"
 )
 
 // Turbo key derivation, as Rails.application.key_generator does it for
@@ -195,7 +197,7 @@ func decodeName(payload []byte) (string, error) {
 			return "", fmt.Errorf("%w: Rails metadata envelope (purpose/expiry), which turbo-rails never signs", ErrMalformedSignedName)
 		}
 	}
-	return "", fmt.Errorf("%w: payload is %s, not a JSON string", ErrMalformedSignedName, jsonKind(v))
+	return "", fmt.Errorf("%w: payload is %s, not a JSON string", ErrMalformedSignedName, rails.JSONKind(v))
 }
 
 // rubyJSONString encodes s as Ruby's JSON.dump encodes a String.
@@ -226,25 +228,4 @@ func rubyJSONString(s string) []byte {
 		}
 	}
 	return append(b, '"')
-}
-
-// jsonKind names the JSON type of a decoded value, for error messages.
-func jsonKind(v any) string {
-	switch v.(type) {
-	case nil:
-		return "null"
-	case bool:
-		return "a boolean"
-	case json.Number:
-		return "a number"
-	case float32, float64:
-		return "a float"
-	case string:
-		return "a string"
-	case []any:
-		return "an array"
-	case map[string]any:
-		return "an object"
-	}
-	return fmt.Sprintf("%T", v)
 }
