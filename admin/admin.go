@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/cablecar/cablecar/adapters/jobs"
 	"github.com/cablecar/cablecar/proxy"
 )
 
@@ -26,6 +27,8 @@ type Source struct {
 	BrokerName string // "memory" or "redis"
 	// BrokerReconnects, when set, reports reconnects for the metric.
 	BrokerReconnects func() int64
+	// Jobs are the job watchers' counters, one per watched backend.
+	Jobs []*jobs.Stats
 	// Level is the process log level, changed by PUT /loglevel.
 	Level *slog.LevelVar
 	// Page, when set, is served at "/" (the live status page).
@@ -170,7 +173,17 @@ func (a *Admin) serveStatus(w http.ResponseWriter, r *http.Request) {
 		"recent_broadcasts":    b,
 		"recent_rejections":    rej,
 		"recent_auth_failures": af,
+		"jobs":                 a.jobSnapshots(),
 	})
+}
+
+// jobSnapshots describes each watched job backend.
+func (a *Admin) jobSnapshots() []jobs.Snapshot {
+	out := make([]jobs.Snapshot, len(a.src.Jobs))
+	for i, st := range a.src.Jobs {
+		out[i] = st.Snapshot()
+	}
+	return out
 }
 
 func nonNil[T any](s []T) []T {

@@ -66,6 +66,9 @@ func newMetrics(src Source) *metrics {
 			return 1
 		}),
 	)
+	if len(src.Jobs) > 0 {
+		m.reg.MustRegister(newJobCollector(src.Jobs))
+	}
 	if src.BrokerReconnects != nil {
 		m.reg.MustRegister(counterFunc("cablecar_broker_reconnects_total", "Broker connections re-established after a loss.",
 			func() float64 { return float64(src.BrokerReconnects()) }))

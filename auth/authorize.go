@@ -150,3 +150,11 @@ func globMatch(p, s string) bool {
 	}
 	return pi == len(p)
 }
+
+// Replays reports whether channel's route was written with "replay:": its
+// new subscriptions receive the last job state of their streams right after
+// confirm_subscription (see adapters/jobs).
+func (a *Auth) Replays(channel string) bool {
+	r, ok := a.routes[channel]
+	return ok && r.replay
+}

@@ -317,3 +317,20 @@ func TestConnectionIdentifier(t *testing.T) {
 		}
 	}
 }
+
+// TestReplayModifier: "replay:" marks a route whose subscriptions get the
+// last job state; it combines with "public:" in either order and changes
+// nothing else about the route.
+func TestReplayModifier(t *testing.T) {
+	a := newAuth(t, Config{AllowAnonymous: true, Routes: "replay:public:DocumentChannel=document:{params.id};" +
+		"public:replay:JobChannel=job:{params.id};public:LobbyChannel=lobby"})
+	for channel, want := range map[string]bool{"DocumentChannel": true, "JobChannel": true, "LobbyChannel": false, "NoSuchChannel": false} {
+		if got := a.Replays(channel); got != want {
+			t.Errorf("Replays(%q) = %v, want %v", channel, got, want)
+		}
+	}
+	got, err := a.Authorize(nil, "DocumentChannel", map[string]any{"id": "7"})
+	if err != nil || !slices.Equal(got, []string{"document:7"}) {
+		t.Fatalf("Authorize: %q, %v", got, err)
+	}
+}

@@ -49,6 +49,7 @@ type route struct {
 	class      string // channel class, as the identifier names it
 	channel    string // rails.ChannelName(class), for {channel}
 	public     bool   // "public:" rule: no streams-claim check
+	replay     bool   // "replay:" rule: new subscriptions get the last job state
 	usesParams bool   // some template reads the identifier
 	usesGID    bool   // some template needs GIDApp
 	where      string // where the rule was written, for messages
@@ -116,18 +117,17 @@ func buildRoutes(rules []ruleText) (map[string]*route, []error) {
 	return routes, probs
 }
 
-// parseRule parses "[public:]ChannelClass=template[,template…]".
+// parseRule parses "[public:][replay:]ChannelClass=template[,template…]".
 func parseRule(text string) (*route, error) {
 	lhs, rhs, ok := strings.Cut(text, "=")
 	if !ok {
 		return nil, errors.New(`missing "="`)
 	}
-	class, public := strings.CutPrefix(strings.TrimSpace(lhs), "public:")
-	class = strings.TrimSpace(class)
+	class, public, replay := cutModifiers(strings.TrimSpace(lhs))
 	if !isConstPath(class) {
 		return nil, fmt.Errorf("invalid channel class %q (want a Ruby class name such as Chat::RoomChannel)", class)
 	}
-	r := &route{class: class, channel: rails.ChannelName(class), public: public}
+	r := &route{class: class, channel: rails.ChannelName(class), public: public, replay: replay}
 	for i, raw := range strings.Split(rhs, ",") {
 		t, err := parseTemplate(strings.TrimSpace(raw))
 		if err != nil {
@@ -136,6 +136,23 @@ func parseRule(text string) (*route, error) {
 		r.addTemplate(t)
 	}
 	return r, nil
+}
+
+// cutModifiers strips the "public:" and "replay:" prefixes, in either
+// order, from a rule's left-hand side.
+func cutModifiers(lhs string) (class string, public, replay bool) {
+	for {
+		var cut bool
+		if lhs, cut = strings.CutPrefix(lhs, "public:"); cut {
+			public = true
+			continue
+		}
+		if lhs, cut = strings.CutPrefix(lhs, "replay:"); cut {
+			replay = true
+			continue
+		}
+		return strings.TrimSpace(lhs), public, replay
+	}
 }
 
 // addTemplate appends t and records what it needs.

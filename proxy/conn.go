@@ -308,6 +308,9 @@ func (c *conn) confirm(sub *subscription) {
 			h(info, sub.channel)
 		}
 		c.info("subscription confirmed", "channel", sub.channel, "identifier", sub.identifier, "streams", sub.streams)
+		if c.srv.replayer != nil {
+			go c.replay(sub) // may wait on the store: never on the hub's path
+		}
 	}
 }
 

@@ -41,6 +41,9 @@ type Server struct {
 	stats   Stats
 	hooks   Hooks
 	mux     *http.ServeMux
+	// replayer, when set before Serve, sends new subscriptions their
+	// streams' last state; read-only after.
+	replayer Replayer
 
 	// poller reads idle connections without a goroutine each; nil where
 	// epoll is unavailable or before Serve. Set before the HTTP server

@@ -48,9 +48,9 @@ type Event struct {
 	// JobID is the id the application knows: ActiveJob's job_id for Rails
 	// jobs, else the backend's own (Sidekiq's jid, BullMQ's job id, Celery's
 	// task id).
-	JobID string
-	Class string // the job class (ActiveJob's wrapped class, Celery's task name)
-	Queue string // the queue, where the backend says
+	JobID  string
+	Class  string // the job class (ActiveJob's wrapped class, Celery's task name)
+	Queue  string // the queue, where the backend says
 	Status Status
 	// ErrorClass and ErrorMessage describe the exception, for retrying,
 	// dead and failed. The message is sent to pages only when

@@ -10,6 +10,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/cablecar/cablecar/adapters/jobs"
 	"github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
@@ -28,7 +29,9 @@ type config struct {
 	Admin admin.Config
 	// Upstream turns on sidecar proxy mode.
 	Upstream upstream.Config
-	Log      logConfig
+	// Jobs is what every job-backend watcher shares (CABLECAR_JOB_*).
+	Jobs jobs.Config
+	Log  logConfig
 }
 
 // logConfig sets up log/slog.

@@ -62,6 +62,15 @@ func serve(ctx context.Context, dev bool, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	jw, err := newJobWatch(cfg, broker, a, log)
+	if err != nil {
+		return err
+	}
+	if jw != nil {
+		defer jw.close()
+		srv.SetReplayer(jw.replayer)
+		jw.run(ctx)
+	}
 	switch {
 	case cfg.Upstream.Enabled():
 		app, err := upstream.Handler(cfg.Upstream, log)
@@ -80,7 +89,7 @@ func serve(ctx context.Context, dev bool, stderr io.Writer) error {
 	go toggleDebugOnSIGUSR1(ctx, level, log)
 	if cfg.Admin.Enabled() {
 		adm := admin.New(cfg.Admin, admin.Source{Server: srv, Broker: broker, BrokerName: brokerName(cfg, dev),
-			BrokerReconnects: reconnects(broker), Level: level, Page: statusPage(), Version: version()}, log)
+			BrokerReconnects: reconnects(broker), Jobs: jw.stats(), Level: level, Page: statusPage(), Version: version()}, log)
 		if err := startAdmin(ctx, adm, srv, log); err != nil {
 			if !dev {
 				ln.Close()
