@@ -37,7 +37,8 @@ const maxLogBytes = 4 << 20
 
 // startServer runs a server with the in-memory broker unless broker is
 // given. Anonymous connections are allowed unless acfg says otherwise.
-func startServer(t *testing.T, cfg proxy.Config, acfg auth.Config, broker proxy.Broker) *testServer {
+// setup, if any, runs on the server before it serves.
+func startServer(t *testing.T, cfg proxy.Config, acfg auth.Config, broker proxy.Broker, setup ...func(*proxy.Server, *auth.Auth)) *testServer {
 	t.Helper()
 	if broker == nil {
 		broker = memory.New()
@@ -51,6 +52,9 @@ func startServer(t *testing.T, cfg proxy.Config, acfg auth.Config, broker proxy.
 	srv, err := proxy.New(cfg, broker, a, a, log)
 	if err != nil {
 		t.Fatalf("proxy.New: %v", err)
+	}
+	for _, f := range setup {
+		f(srv, a)
 	}
 	t.Cleanup(func() { // registered first, so it runs after Serve has stopped
 		if t.Failed() {
