@@ -199,6 +199,7 @@ const state = {
   logLevel: "",
   connections: new Map(), // id → {id, user, remote, since, subscriptions}
   streams: [], // {name, subscribers}
+  jobs: [], // job watchers: {backend, watching, lag_seconds, events, …}
   streamSort: { key: "subscribers", desc: true },
   skipped: 0, // broadcast events the server left out (rate limit)
 }
@@ -332,6 +333,7 @@ function applySnapshot(s, reset) {
   state.connections = new Map()
   for (const c of list(s.connections)) state.connections.set(c.id, c)
   state.streams = list(s.streams).slice()
+  state.jobs = list(s.jobs).slice()
   if (reset) {
     broadcasts.reset(s.recent_broadcasts)
     rejections.reset(s.recent_rejections)
@@ -417,6 +419,7 @@ function render(force = true) {
     }
   }
   if (dirty.streams) renderStreams()
+  renderJobs()
   for (const l of recentLists) l.render()
   renderPause()
   dirty.header = dirty.streams = false
@@ -509,6 +512,26 @@ function renderConnections() {
   const empty = $("connections-empty")
   empty.hidden = shown.length > 0
   empty.textContent = q ? "No connection matches." : "No open connections."
+}
+
+// renderJobs shows one row per watched job backend: whether this node holds
+// its lease, how far behind it reads, and what it could not map.
+function renderJobs() {
+  const jobs = list(state.jobs)
+  $("jobs-section").hidden = jobs.length === 0
+  $("jobs").replaceChildren(...jobs.map((j) => {
+    const counts = Object.entries(j.events || {}).filter(([, n]) => num(n) > 0).map(([k, n]) => `${k} ${grouped(num(n))}`)
+    const unmapped = list(j.unmapped_classes)
+    return row({ backend: j.backend }, [
+      cell("Backend", j.backend, "code"),
+      cell("Watching", j.watching ? "this node" : "standby (another node holds the lease)"),
+      cell("Lag", `${num(j.lag_seconds).toFixed(1)} s`, "n"),
+      numCell("Events/min", j.events_per_minute),
+      cell("Events", counts.join(", ") || "none yet"),
+      cell("Unmapped classes", unmapped.length ? `${unmapped.join(", ")} (${grouped(num(j.unmapped))} events)` : "none", unmapped.length ? "bad" : ""),
+      cell("Last error", j.last_error || "none", j.last_error ? "detail bad" : "detail"),
+    ])
+  }))
 }
 
 function renderStreams() {
