@@ -56,6 +56,10 @@ type Line struct {
 	Bytes     int       `json:"bytes"`
 	Delivered int       `json:"delivered"` // -1: unknown (no admin listener)
 	Preview   string    `json:"preview"`
+	// Job summarises a job event cablecar's watchers published
+	// ("sidekiq ProcessDocumentJob 8f2c… retrying RuntimeError"), "" for
+	// other messages.
+	Job string `json:"job,omitempty"`
 }
 
 // delivery is a broadcast event from the admin stream.
@@ -104,7 +108,7 @@ func Run(ctx context.Context, opts Options, out io.Writer, ready chan<- struct{}
 		case <-ctx.Done():
 			return nil
 		case d := <-deliveries:
-			p.print(Line{At: time.Now(), Stream: d.Stream, Bytes: d.Bytes, Delivered: d.Delivered, Preview: d.Preview})
+			p.print(Line{At: time.Now(), Stream: d.Stream, Bytes: d.Bytes, Delivered: d.Delivered, Preview: d.Preview, Job: jobSummary(d.Preview)})
 		}
 	}
 }
@@ -155,7 +159,7 @@ func followRedis(ctx context.Context, opts Options, rc redisbroker.Config, admin
 				return nil
 			}
 			stream := strings.TrimPrefix(m.Channel, opts.Prefix+":")
-			line := Line{At: time.Now(), Stream: stream, Bytes: len(m.Payload), Delivered: -1, Preview: cut(m.Payload)}
+			line := Line{At: time.Now(), Stream: stream, Bytes: len(m.Payload), Delivered: -1, Preview: cut(m.Payload), Job: jobSummary(m.Payload)}
 			if adminOK {
 				line.Delivered, pending = match(line, pending, deliveries, opts.Match)
 			}
@@ -243,6 +247,31 @@ func redisChannel(prefix, stream string) string {
 	return prefix + ":" + stream
 }
 
+// jobSummary describes a job event (adapters/jobs) in one line, or returns
+// "" for any other payload.
+func jobSummary(payload string) string {
+	if !strings.HasPrefix(payload, `{"type":"job"`) {
+		return ""
+	}
+	var ev struct {
+		Backend, Class, Status string
+		JobID                  string `json:"job_id"`
+		ErrorClass             string `json:"error_class"`
+		RetryCount             *int   `json:"retry_count"`
+	}
+	if json.Unmarshal([]byte(payload), &ev) != nil {
+		return ""
+	}
+	parts := []string{ev.Backend, ev.Class, ev.JobID, ev.Status}
+	if ev.ErrorClass != "" {
+		parts = append(parts, ev.ErrorClass)
+	}
+	if ev.RetryCount != nil {
+		parts = append(parts, fmt.Sprintf("retry_count=%d", *ev.RetryCount))
+	}
+	return strings.Join(parts, " ")
+}
+
 // cut is the payload's first 120 bytes, on a rune boundary.
 func cut(s string) string {
 	if len(s) <= 120 {
@@ -273,5 +302,9 @@ func (p *printer) print(l Line) {
 	case l.Delivered >= 0:
 		to = fmt.Sprintf("%d subscribers", l.Delivered)
 	}
-	fmt.Fprintf(p.out, "%s  %s  %d B  → %s  %s\n", l.At.Format("15:04:05.000"), l.Stream, l.Bytes, to, l.Preview)
+	what := l.Preview
+	if l.Job != "" {
+		what = "job " + l.Job
+	}
+	fmt.Fprintf(p.out, "%s  %s  %d B  → %s  %s\n", l.At.Format("15:04:05.000"), l.Stream, l.Bytes, to, what)
 }

@@ -115,3 +115,15 @@ func TestTraceSharded(t *testing.T) {
 		t.Errorf("notes = %q", notes)
 	}
 }
+
+// TestTraceSummarisesJobEvents: a job event from cablecar's watchers is
+// shown as one readable line; other JSON keeps its preview.
+func TestTraceSummarisesJobEvents(t *testing.T) {
+	srv := redistest.Start(t)
+	out := start(t, Options{Streams: []string{"document:1"}, RedisURL: srv.URL, Prefix: "app"})
+	publish(t, srv, "app:document:1", `{"type":"job","backend":"sidekiq","job_id":"j1","class":"DocJob","status":"retrying","error_class":"RuntimeError","retry_count":0,"at":"2026-12-04T14:00:00.000Z"}`)
+	waitOutput(t, out, "document:1  ")
+	waitOutput(t, out, "→ ? subscribers (no admin listener)  job sidekiq DocJob j1 retrying RuntimeError retry_count=0\n")
+	publish(t, srv, "app:document:1", `{"type":"jobless"}`)
+	waitOutput(t, out, `(no admin listener)  {"type":"jobless"}`)
+}
