@@ -56,6 +56,9 @@ type Config struct {
 	// HealthURL is the base URL of a running cablecar, e.g.
 	// "http://127.0.0.1:8080"; "" skips the /health check (default "").
 	HealthURL string
+	// Jobs is the job watchers' settings; with no watcher the job checks
+	// are one SKIP line (default: none).
+	Jobs Jobs
 	// Progress, when set, gets a line before a slow step (the traffic
 	// watch), so a person knows to wait and can publish something
 	// (default nil: silent).
@@ -83,6 +86,7 @@ func Run(ctx context.Context, cfg Config) *Report {
 		r.Add(Result{Status: Skip, Check: nameInterrupt, Message: "stopped before the remaining checks: " + err.Error()})
 		return r
 	}
+	r.Add(checkJobs(ctx, cfg.Jobs)...)
 	if cfg.HealthURL == "" {
 		r.Add(Result{Status: Skip, Check: nameHealth, Message: "no URL to check"})
 		return r

@@ -80,6 +80,9 @@ func ParseMapping(text, file, gidApp string) (*Mapping, error) {
 // Empty reports whether no rule at all is configured.
 func (m *Mapping) Empty() bool { return len(m.rules) == 0 && m.fallback == nil }
 
+// HasFallback reports whether a "*" rule covers every other class.
+func (m *Mapping) HasFallback() bool { return m.fallback != nil }
+
 // Classes lists the classes with a rule of their own.
 func (m *Mapping) Classes() []string {
 	out := make([]string, 0, len(m.rules))

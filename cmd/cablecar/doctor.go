@@ -6,10 +6,13 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/cablecar/cablecar/adapters/jobs"
+	"github.com/cablecar/cablecar/admin"
 	diag "github.com/cablecar/cablecar/doctor"
 )
 
@@ -47,6 +50,9 @@ func doctor(ctx context.Context, args []string, stdout io.Writer) error {
 	if !*asJSON {
 		dcfg.Progress = stdout
 	}
+	jobCfg, closeJobs := doctorJobs(cfg)
+	defer closeJobs()
+	dcfg.Jobs = jobCfg
 	report := diag.Run(ctx, dcfg)
 	var err error
 	if *asJSON {
@@ -64,4 +70,28 @@ func doctor(ctx context.Context, args []string, stdout io.Writer) error {
 		return fmt.Errorf("%d checks failed", n)
 	}
 	return nil
+}
+
+// doctorJobs builds the job watchers to check, without running them.
+func doctorJobs(cfg config) (diag.Jobs, func()) {
+	var j diag.Jobs
+	watchers, err := newWatchers(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		j.WatchersErr = err
+		return j, func() {}
+	}
+	j.Watchers = watchers
+	j.Mapping, j.MappingErr = jobs.ParseMapping(cfg.Jobs.Streams, cfg.Jobs.StreamsFile, cfg.Auth.GIDApp)
+	if cfg.Admin.Enabled() {
+		addr := cfg.Admin.Addr
+		if addr == "" {
+			addr = admin.DefaultAddr
+		}
+		j.AdminURL, j.AdminToken = "http://"+addr, cfg.Admin.Token
+	}
+	return j, func() {
+		for _, w := range watchers {
+			_ = w.Close()
+		}
+	}
 }
