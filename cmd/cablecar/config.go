@@ -31,6 +31,8 @@ type config struct {
 	Upstream upstream.Config
 	// Jobs is what every job-backend watcher shares (CABLECAR_JOB_*).
 	Jobs jobs.Config
+	// JobBackends are the watched backends (CABLECAR_JOBS_<BACKEND>_*).
+	JobBackends jobBackendsConfig
 	Log  logConfig
 }
 
