@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +74,17 @@ func waitJobStatuses(t *testing.T, c *jsclient.Client, index int, job string, wa
 
 func (je jobEvent) String() string {
 	b, _ := json.Marshal(je)
-	return fmt.Sprintf("%s", b)
+	return string(b)
+}
+
+// waitUntil polls cond for up to 20 s.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
