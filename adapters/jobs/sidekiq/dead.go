@@ -26,7 +26,7 @@ func (w *Watcher) readDead(ctx context.Context, p *poll, upTo float64) error {
 		return nil
 	}
 	zs, err := w.rdb.ZRangeByScoreWithScores(ctx, w.cfg.key("dead"), &goredis.ZRangeBy{
-		Min: formatScore(c.Dead), Max: formatScore(upTo), Count: int64(deadPage + len(c.DeadSeen)),
+		Min: formatScore(c.Dead), Max: formatScore(upTo), Count: int64(w.deadPage + len(c.DeadSeen)),
 	}).Result()
 	if err != nil {
 		return fmt.Errorf("sidekiq: read dead set: %w", err)
@@ -44,7 +44,7 @@ func (w *Watcher) readDead(ctx context.Context, p *poll, upTo float64) error {
 		seen = append(seen, h)
 		w.seeDead(p, m, z.Score)
 	}
-	full := len(zs) == deadPage+len(c.DeadSeen)
+	full := len(zs) == w.deadPage+len(c.DeadSeen)
 	switch {
 	case full:
 		c.Dead, c.DeadSeen = last, seen

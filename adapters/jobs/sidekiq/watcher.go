@@ -21,6 +21,9 @@ type Watcher struct {
 	cfg Config
 	rdb *goredis.Client
 	log *slog.Logger
+	// deadPage is how many dead set entries one poll reads at most
+	// (a field so that tests can make ties span pages).
+	deadPage int
 }
 
 var _ jobs.Watcher = (*Watcher)(nil)
@@ -46,7 +49,7 @@ func New(cfg Config, log *slog.Logger) (*Watcher, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Watcher{cfg: cfg, rdb: goredis.NewClient(opts), log: log}, nil
+	return &Watcher{cfg: cfg, rdb: goredis.NewClient(opts), log: log, deadPage: deadPage}, nil
 }
 
 // Backend is jobs.Sidekiq.
