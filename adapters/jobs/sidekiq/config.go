@@ -14,7 +14,7 @@ const (
 	DefaultSweepCount    = 200
 	DefaultMaxJobBytes   = 64 << 10
 	DefaultSettle        = 2 * time.Second
-	DefaultReadBudget    = 5000
+	DefaultReadBudget    = 20000
 	DefaultMaxRunning    = 10000
 )
 
@@ -53,9 +53,9 @@ type Config struct {
 	// also the grace before a job that left a worker's work list counts as
 	// completed (default 2s).
 	Settle time.Duration
-	// ReadBudget bounds the retry set entries one poll reads; when the
-	// windows hold more, the poll covers a shorter span of time
-	// (default 5000).
+	// ReadBudget bounds the retry set entries one poll reads from the
+	// windows; a burst of failures beyond it is passed over and reported
+	// as an "overflow" skip (default 20000).
 	ReadBudget int
 	// MaxRunning bounds the running jobs the cursor remembers, to keep it
 	// small (default 10000).

@@ -25,10 +25,11 @@
 //     puts an entry with retry_count c at its failure time + c⁴ + 15 + up
 //     to 10(c+1) s of jitter, so the entries that failed since the last
 //     poll lie in one known score window per count (0 to MaxRetryCount),
-//     merged where they overlap. A poll reads those windows (sized first
-//     with ZCOUNT, and the span shortened to fit ReadBudget) and keeps the
-//     entries whose failed_at, or retried_at after a retry, falls in its
-//     span: retrying, with next_retry_at the score. A custom
+//     merged where they overlap. A poll reads those windows (at most a
+//     minute of failures at a time, so a watcher behind catches up over
+//     several polls; at most ReadBudget entries) and keeps the entries
+//     whose failed_at, or retried_at after a retry, falls in its span:
+//     retrying, with next_retry_at the score. A custom
 //     sidekiq_retry_in or retry_count above MaxRetryCount moves an entry
 //     outside the windows; a slow background ZSCAN (SweepCount entries a
 //     poll, its position in the cursor) finds those eventually, within two

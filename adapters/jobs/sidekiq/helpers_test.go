@@ -25,9 +25,9 @@ const testSettle = 200 * time.Millisecond
 // seconds; the templates write them as each version does (sec: float
 // seconds, ms: integer milliseconds).
 type fx struct {
-	JID, JobID, Identity       string
+	JID, JobID, Identity      string
 	Created, Enqueued, Failed float64
-	RunAt                      int64
+	RunAt                     int64
 }
 
 // render renders testdata/<dir>/<name>.json.

@@ -26,9 +26,10 @@ const (
 // retryPage is the page size of one ZRANGEBYSCORE on the retry set.
 const retryPage = 500
 
-// maxHalvings bounds how often a poll shortens its span of failure times
-// to keep within the read budget.
-const maxHalvings = 10
+// maxSpan bounds the failure times one poll covers, so that after a long
+// gap (an outage, a late handover) the windows stay narrow and the
+// watcher catches up over several polls, reporting its lag.
+const maxSpan = 60.0
 
 // backoffRange is the delay, score minus failure time, that Sidekiq's
 // default backoff gives an entry with retry count c.
@@ -73,21 +74,20 @@ func (w *Watcher) windows(from, to float64) []window {
 }
 
 // readRetry reports the retry set entries that failed after the cursor's
-// failure time and up to upTo. The retry set is ordered by the next retry
-// time, not by insertion, so it reads only the score windows where the
-// default backoff puts those failures: ZCOUNT (logarithmic) sizes them
-// first and the span is shortened until they fit ReadBudget, so a poll's
-// cost follows the failure rate, never the set's size.
+// failure time and up to upTo (at most maxSpan later). The retry set is
+// ordered by the next retry time, not by insertion, so it reads only the
+// score windows where the default backoff puts those failures: a poll's
+// cost follows the failure rate, never the set's size. ReadBudget caps the
+// entries one poll reads; beyond it the rest of the windows is passed over
+// and reported as an "overflow" skip.
 func (w *Watcher) readRetry(ctx context.Context, p *poll, upTo float64) error {
 	from := p.cur.Failed
 	if upTo <= from {
 		return nil
 	}
-	to, ws, err := w.fitBudget(ctx, from, upTo)
-	if err != nil {
-		return err
-	}
-	limit := 10 * w.cfg.ReadBudget
+	to := min(upTo, from+maxSpan)
+	ws := w.windows(from, to)
+	limit := w.cfg.ReadBudget
 	read := 0
 	for _, win := range ws {
 		for off := int64(0); ; off += retryPage {
@@ -114,41 +114,6 @@ func (w *Watcher) readRetry(ctx context.Context, p *poll, upTo float64) error {
 	}
 	p.cur.Failed = to
 	return nil
-}
-
-// fitBudget shortens (from, to] by halves until its windows hold at most
-// ReadBudget entries, or cannot usefully shrink more.
-func (w *Watcher) fitBudget(ctx context.Context, from, to float64) (float64, []window, error) {
-	for range maxHalvings {
-		ws := w.windows(from, to)
-		n, err := w.countWindows(ctx, ws)
-		if err != nil {
-			return 0, nil, err
-		}
-		if n <= int64(w.cfg.ReadBudget) || to-from < 0.01 {
-			return to, ws, nil
-		}
-		to = from + (to-from)/2
-	}
-	return to, w.windows(from, to), nil
-}
-
-func (w *Watcher) countWindows(ctx context.Context, ws []window) (int64, error) {
-	cmds := make([]*goredis.IntCmd, len(ws))
-	_, err := w.rdb.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
-		for i, win := range ws {
-			cmds[i] = pipe.ZCount(ctx, w.cfg.key("retry"), formatScore(win.lo), formatScore(win.hi))
-		}
-		return nil
-	})
-	if err != nil {
-		return 0, fmt.Errorf("sidekiq: count retry set: %w", err)
-	}
-	var n int64
-	for _, c := range cmds {
-		n += c.Val()
-	}
-	return n, nil
 }
 
 // seeRetry reports one retry entry found by the windows if it failed in
