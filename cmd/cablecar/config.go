@@ -10,6 +10,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 
+	"github.com/cablecar/cablecar/adapters/postgres"
 	"github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
@@ -25,7 +26,9 @@ type config struct {
 	Proxy proxy.Config
 	Auth  auth.Config
 	Redis redis.Config
-	Admin admin.Config
+	// Postgres selects Action Cable's postgresql adapter (LISTEN/NOTIFY).
+	Postgres postgres.Config
+	Admin    admin.Config
 	// Upstream turns on sidecar proxy mode.
 	Upstream upstream.Config
 	Log      logConfig
