@@ -11,6 +11,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/cablecar/cablecar/adapters/jobs"
+	"github.com/cablecar/cablecar/adapters/postgres"
 	"github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
@@ -26,14 +27,16 @@ type config struct {
 	Proxy proxy.Config
 	Auth  auth.Config
 	Redis redis.Config
-	Admin admin.Config
+	// Postgres selects Action Cable's postgresql adapter (LISTEN/NOTIFY).
+	Postgres postgres.Config
+	Admin    admin.Config
 	// Upstream turns on sidecar proxy mode.
 	Upstream upstream.Config
 	// Jobs is what every job-backend watcher shares (CABLECAR_JOB_*).
 	Jobs jobs.Config
 	// JobBackends are the watched backends (CABLECAR_JOBS_<BACKEND>_*).
 	JobBackends jobBackendsConfig
-	Log  logConfig
+	Log         logConfig
 }
 
 // logConfig sets up log/slog.

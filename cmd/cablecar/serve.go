@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/cablecar/cablecar/adapters/memory"
+	"github.com/cablecar/cablecar/adapters/postgres"
 	"github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
@@ -23,6 +24,7 @@ import (
 var (
 	_ proxy.Broker        = (*memory.Broker)(nil)
 	_ proxy.Broker        = (*redis.Broker)(nil)
+	_ proxy.Broker        = (*postgres.Broker)(nil)
 	_ proxy.Authenticator = (*auth.Auth)(nil)
 	_ proxy.Authorizer    = (*auth.Auth)(nil)
 )
@@ -143,9 +145,19 @@ func devConfig(cfg *config) error {
 	return nil
 }
 
-// newBroker picks Redis when CABLECAR_REDIS_URL is set (not in dev), else
-// the in-memory broker.
+// newBroker picks PostgreSQL when CABLECAR_POSTGRES_URL is set, Redis when
+// CABLECAR_REDIS_URL is (neither in dev), else the in-memory broker.
 func newBroker(cfg config, dev bool, log *slog.Logger) (proxy.Broker, func(), error) {
+	if !dev && cfg.Postgres.Configured() {
+		if cfg.Redis.Configured() {
+			return nil, nil, errors.New("CABLECAR_POSTGRES_URL and a CABLECAR_REDIS_* server are both set: cablecar listens to one broker, unset the one the app's config/cable.yml does not use")
+		}
+		b, err := postgres.New(cfg.Postgres, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, func() { _ = b.Close() }, nil
+	}
 	if dev || !cfg.Redis.Configured() {
 		return memory.New(), func() {}, nil
 	}
@@ -158,6 +170,9 @@ func newBroker(cfg config, dev bool, log *slog.Logger) (proxy.Broker, func(), er
 }
 
 func brokerName(cfg config, dev bool) string {
+	if !dev && cfg.Postgres.Configured() {
+		return "postgres"
+	}
 	if dev || !cfg.Redis.Configured() {
 		return "memory"
 	}
