@@ -114,8 +114,8 @@ type loop struct {
 	deliver func(stream string, payload []byte)
 	active  func(stream string)
 
-	cursor  int64 // every row up to this id has been read
-	started bool  // cursor holds the table's last id at Run's start, or later
+	cursor  int64           // every row up to this id has been read
+	started bool            // cursor holds the table's last id at Run's start, or later
 	subs    map[string]*sub // by stream
 	// byChannel indexes subs by their channel column value.
 	byChannel map[string]*sub
