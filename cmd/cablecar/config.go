@@ -11,6 +11,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/adapters/solidcable"
 	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
 	"github.com/cablecar/cablecar/proxy"
@@ -25,6 +26,8 @@ type config struct {
 	Proxy proxy.Config
 	Auth  auth.Config
 	Redis redis.Config
+	// SolidCable reads broadcasts from Solid Cable's table (Rails 8).
+	SolidCable solidcable.Config
 	Admin admin.Config
 	// Upstream turns on sidecar proxy mode.
 	Upstream upstream.Config

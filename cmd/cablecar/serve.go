@@ -12,6 +12,7 @@ import (
 
 	"github.com/cablecar/cablecar/adapters/memory"
 	"github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/adapters/solidcable"
 	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
 	"github.com/cablecar/cablecar/console"
@@ -23,6 +24,7 @@ import (
 var (
 	_ proxy.Broker        = (*memory.Broker)(nil)
 	_ proxy.Broker        = (*redis.Broker)(nil)
+	_ proxy.Broker        = (*solidcable.Broker)(nil)
 	_ proxy.Authenticator = (*auth.Auth)(nil)
 	_ proxy.Authorizer    = (*auth.Auth)(nil)
 )
@@ -134,9 +136,19 @@ func devConfig(cfg *config) error {
 	return nil
 }
 
-// newBroker picks Redis when CABLECAR_REDIS_URL is set (not in dev), else
-// the in-memory broker.
+// newBroker picks Redis when CABLECAR_REDIS_URL is set (not in dev), Solid
+// Cable when CABLECAR_SOLID_CABLE_URL is, else the in-memory broker.
 func newBroker(cfg config, dev bool, log *slog.Logger) (proxy.Broker, func(), error) {
+	if !dev && cfg.Redis.Configured() && cfg.SolidCable.Configured() {
+		return nil, nil, errors.New("set only one of CABLECAR_REDIS_URL (or the other CABLECAR_REDIS_* servers) and CABLECAR_SOLID_CABLE_URL: cablecar reads broadcasts from one broker, the adapter of your cable.yml")
+	}
+	if !dev && cfg.SolidCable.Configured() {
+		b, err := solidcable.New(cfg.SolidCable, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, func() { _ = b.Close() }, nil
+	}
 	if dev || !cfg.Redis.Configured() {
 		return memory.New(), func() {}, nil
 	}
@@ -149,6 +161,9 @@ func newBroker(cfg config, dev bool, log *slog.Logger) (proxy.Broker, func(), er
 }
 
 func brokerName(cfg config, dev bool) string {
+	if !dev && cfg.SolidCable.Configured() {
+		return "solid_cable"
+	}
 	if dev || !cfg.Redis.Configured() {
 		return "memory"
 	}
