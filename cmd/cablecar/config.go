@@ -13,6 +13,7 @@ import (
 	"github.com/cablecar/cablecar/adapters/jobs"
 	"github.com/cablecar/cablecar/adapters/postgres"
 	"github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/adapters/solidcable"
 	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
 	"github.com/cablecar/cablecar/proxy"
@@ -29,7 +30,9 @@ type config struct {
 	Redis redis.Config
 	// Postgres selects Action Cable's postgresql adapter (LISTEN/NOTIFY).
 	Postgres postgres.Config
-	Admin    admin.Config
+	// SolidCable reads broadcasts from Solid Cable's table (Rails 8).
+	SolidCable solidcable.Config
+	Admin      admin.Config
 	// Upstream turns on sidecar proxy mode.
 	Upstream upstream.Config
 	// Jobs is what every job-backend watcher shares (CABLECAR_JOB_*).

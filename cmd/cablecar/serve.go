@@ -13,6 +13,7 @@ import (
 	"github.com/cablecar/cablecar/adapters/memory"
 	"github.com/cablecar/cablecar/adapters/postgres"
 	"github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/adapters/solidcable"
 	"github.com/cablecar/cablecar/admin"
 	"github.com/cablecar/cablecar/auth"
 	"github.com/cablecar/cablecar/console"
@@ -25,6 +26,7 @@ var (
 	_ proxy.Broker        = (*memory.Broker)(nil)
 	_ proxy.Broker        = (*redis.Broker)(nil)
 	_ proxy.Broker        = (*postgres.Broker)(nil)
+	_ proxy.Broker        = (*solidcable.Broker)(nil)
 	_ proxy.Authenticator = (*auth.Auth)(nil)
 	_ proxy.Authorizer    = (*auth.Auth)(nil)
 )
@@ -145,38 +147,66 @@ func devConfig(cfg *config) error {
 	return nil
 }
 
-// newBroker picks PostgreSQL when CABLECAR_POSTGRES_URL is set, Redis when
-// CABLECAR_REDIS_URL is (neither in dev), else the in-memory broker.
+// newBroker picks the broker the settings name: Redis, PostgreSQL
+// (LISTEN/NOTIFY) or Solid Cable, at most one of them; with none, or in
+// dev, the in-memory broker.
 func newBroker(cfg config, dev bool, log *slog.Logger) (proxy.Broker, func(), error) {
-	if !dev && cfg.Postgres.Configured() {
-		if cfg.Redis.Configured() {
-			return nil, nil, errors.New("CABLECAR_POSTGRES_URL and a CABLECAR_REDIS_* server are both set: cablecar listens to one broker, unset the one the app's config/cable.yml does not use")
-		}
+	name, err := pickBroker(cfg, dev)
+	if err != nil {
+		return nil, nil, err
+	}
+	switch name {
+	case "postgres":
 		b, err := postgres.New(cfg.Postgres, log)
 		if err != nil {
 			return nil, nil, err
 		}
 		return b, func() { _ = b.Close() }, nil
+	case "solid_cable":
+		b, err := solidcable.New(cfg.SolidCable, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		return b, func() { _ = b.Close() }, nil
+	case "redis":
+		b, err := redis.New(cfg.Redis, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		redis.RouteClientLogs(log) // this process serves only this broker
+		return b, func() { _ = b.Close() }, nil
 	}
-	if dev || !cfg.Redis.Configured() {
-		return memory.New(), func() {}, nil
-	}
-	b, err := redis.New(cfg.Redis, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	redis.RouteClientLogs(log) // this process serves only this broker
-	return b, func() { _ = b.Close() }, nil
+	return memory.New(), func() {}, nil
 }
 
+// pickBroker names the configured broker, or says that several are.
+func pickBroker(cfg config, dev bool) (string, error) {
+	if dev {
+		return "memory", nil
+	}
+	var set []string
+	if cfg.Redis.Configured() {
+		set = append(set, "redis")
+	}
+	if cfg.Postgres.Configured() {
+		set = append(set, "postgres")
+	}
+	if cfg.SolidCable.Configured() {
+		set = append(set, "solid_cable")
+	}
+	switch len(set) {
+	case 0:
+		return "memory", nil
+	case 1:
+		return set[0], nil
+	}
+	return "", fmt.Errorf("brokers %s are all configured (CABLECAR_REDIS_*, CABLECAR_POSTGRES_URL, CABLECAR_SOLID_CABLE_URL): cablecar reads broadcasts from one, the adapter of the app's config/cable.yml; unset the others", strings.Join(set, ", "))
+}
+
+// brokerName names the broker for logs, metrics and the status page.
 func brokerName(cfg config, dev bool) string {
-	if !dev && cfg.Postgres.Configured() {
-		return "postgres"
-	}
-	if dev || !cfg.Redis.Configured() {
-		return "memory"
-	}
-	return "redis"
+	name, _ := pickBroker(cfg, dev)
+	return name
 }
 
 // errUsage marks a command-line mistake.

@@ -1,0 +1,2 @@
+-- solid_cable's lib/generators/solid_cable/install/templates/db/cable_schema.rb, as Active Record 8 creates it on MySQL.
+CREATE TABLE `solid_cable_messages` (`id` bigint NOT NULL AUTO_INCREMENT PRIMARY KEY, `channel` varbinary(1024) NOT NULL, `payload` longblob NOT NULL, `created_at` datetime(6) NOT NULL, `channel_hash` bigint NOT NULL, INDEX `index_solid_cable_messages_on_channel` (`channel`), INDEX `index_solid_cable_messages_on_channel_hash` (`channel_hash`), INDEX `index_solid_cable_messages_on_created_at` (`created_at`));
