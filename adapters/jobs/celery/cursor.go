@@ -101,7 +101,8 @@ func (s *state) add(key uint64, done time.Time) {
 // prune drops what the sweep no longer reports (finished before floor),
 // then the oldest beyond max.
 func (s *state) prune(max int) {
-	limit := s.floor.Unix() - 1
+	// done is in whole seconds, rounded down: keep the floor's second.
+	limit := s.floor.Unix()
 	kept := s.seen[:0]
 	for _, e := range s.seen {
 		if int64(e.done) >= limit {

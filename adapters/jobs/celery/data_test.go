@@ -3,6 +3,7 @@ package celery
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -152,21 +153,24 @@ func TestSubscriptionFollowsPolls(t *testing.T) {
 	if n := numpat(); n != 1 {
 		t.Fatalf("after a Poll: %d pattern subscriptions, want 1", n)
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for numpat() != 0 {
-		if time.Now().After(deadline) {
-			t.Fatal("subscription still on with no Poll")
+	// Redis drops a closed connection's subscriptions soon, not at once.
+	waitNone := func(when string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for numpat() != 0 {
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: subscription still on", when)
+			}
+			time.Sleep(20 * time.Millisecond)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
+	waitNone("no Poll for IdleStop")
 	poll(t, w, cur)
 	if n := numpat(); n != 1 {
 		t.Errorf("polled again: %d pattern subscriptions, want 1", n)
 	}
 	_ = w.Close()
-	if n := numpat(); n != 0 {
-		t.Errorf("after Close: %d pattern subscriptions", n)
-	}
+	waitNone("after Close")
 }
 
 func TestCursor(t *testing.T) {
@@ -275,5 +279,66 @@ func TestConfig(t *testing.T) {
 	defer w.Close()
 	if w.pattern != `app\[1\]\**` || w.Backend() != jobs.Celery || w.cfg.Block != time.Second || w.cfg.Grace != 5*time.Second {
 		t.Errorf("pattern %q cfg %+v", w.pattern, w.cfg)
+	}
+}
+
+// TestSweepPaced stores results without publishing them, as if written
+// while no node listened, in a keyspace the sweep crosses a few keys at a
+// time: each finished one is reported exactly once, history never.
+func TestSweepPaced(t *testing.T) {
+	srv := redistest.Start(t)
+	c := client(t, srv)
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		c.Set(ctx, fmt.Sprintf("%sold%d", DefaultKeyPrefix, i),
+			fmt.Sprintf(`{"status": "SUCCESS", "task_id": "old%d", "date_done": "2020-01-01T00:00:00"}`, i), 0)
+	}
+	w := newWatcher(t, Config{URL: srv.URL, SweepCount: 3, Block: 10 * time.Millisecond, Skew: 300 * time.Millisecond})
+	cur := poll(t, w, nil).Cursor
+	want := map[string]bool{}
+	for i := 0; i < 30; i++ {
+		id := fmt.Sprintf("new%d", i)
+		done := time.Now().UTC().Format("2006-01-02T15:04:05.000000")
+		c.Set(ctx, DefaultKeyPrefix+id, fmt.Sprintf(`{"status": "SUCCESS", "task_id": %q, "date_done": %q}`, id, done), 0)
+		want[id] = true
+	}
+	c.Set(ctx, DefaultKeyPrefix+"running", `{"status": "STARTED", "task_id": "running", "date_done": null}`, 0)
+	time.Sleep(300 * time.Millisecond) // past Grace
+
+	written := time.Now()
+	got := map[string]int{}
+	cycles := 0
+	// Until two sweep cycles passed and the floor passed the results'
+	// second, so the cursor may forget them.
+	for polls := 0; ; polls++ {
+		if polls > 1000 {
+			t.Fatalf("floor never passed the results in %d polls", polls)
+		}
+		b := poll(t, w, cur)
+		for _, e := range b.Events {
+			got[e.JobID]++
+		}
+		cur = b.Cursor
+		st, _ := decodeState(cur)
+		if st.scan != 0 {
+			continue
+		}
+		cycles++
+		if cycles >= 2 && st.floor.After(written.Add(time.Second)) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // let the floor move on
+	}
+	for id, n := range got {
+		if !want[id] || n != 1 {
+			t.Errorf("task %s reported %d times", id, n)
+		}
+	}
+	if len(got) != len(want) {
+		t.Errorf("reported %d tasks, want %d", len(got), len(want))
+	}
+	// The floor passed the results: the cursor forgot them.
+	if st, _ := decodeState(cur); len(st.seen) != 0 {
+		t.Errorf("cursor still remembers %d results", len(st.seen))
 	}
 }
