@@ -63,6 +63,8 @@ func TestPollSkipsBadData(t *testing.T) {
 	last := xadd(t, c, key, "event", "progress", "jobId", "1", "data", `7`)
 	// A job already removed (removeOnComplete) is still reported.
 	gone := xadd(t, c, key, "event", "completed", "jobId", "5", "returnvalue", "null", "prev", "active")
+	failed := xadd(t, c, key, "event", "failed", "jobId", "7", "failedReason", "no disk", "prev", "active")
+	end := xadd(t, c, key, "event", "retries-exhausted", "jobId", "7", "attemptsMade", "3")
 
 	b := poll(t, w, cur)
 	wantSkips := []string{"missing_field", "malformed_json", "too_large", "missing_field", "malformed_json", "malformed_json", "too_large"}
@@ -80,12 +82,13 @@ func TestPollSkipsBadData(t *testing.T) {
 		{Backend: jobs.BullMQ, JobID: "1", Class: "Good", Queue: "q", Status: jobs.Progress, Progress: json.RawMessage(`7`),
 			At: idTime(last), Args: []any{map[string]any{"n": json.Number("1")}}},
 		{Backend: jobs.BullMQ, JobID: "5", Queue: "q", Status: jobs.Completed, At: idTime(gone)},
+		{Backend: jobs.BullMQ, JobID: "7", Queue: "q", Status: jobs.Failed, ErrorMessage: "no disk", RetryCount: 2, HasRetryCount: true, At: idTime(failed)},
 	}
 	if !reflect.DeepEqual(b.Events, want) {
 		t.Errorf("events %s, want %s", dump(b.Events), dump(want))
 	}
-	if string(b.Cursor) != `{"ids":{"q":"`+gone+`"}}` {
-		t.Errorf("cursor %s, want past %s", b.Cursor, gone)
+	if string(b.Cursor) != `{"ids":{"q":"`+end+`"}}` {
+		t.Errorf("cursor %s, want past %s", b.Cursor, end)
 	}
 }
 
@@ -140,6 +143,20 @@ func TestPollReportsTrimmedEvents(t *testing.T) {
 		t.Errorf("second Poll: %+v", again)
 	}
 	_ = kept
+
+	// A stream that did not exist at the start (cursor 0-0), then was
+	// trimmed before the first read.
+	w2 := newWatcher(t, Config{URL: srv.URL, Queues: []string{"later"}})
+	cur = poll(t, w2, nil).Cursor
+	for i := 0; i < 3; i++ {
+		xadd(t, c, "bull:later:events", "event", "drained")
+	}
+	if err := c.XTrimMaxLen(ctx, "bull:later:events", 1).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if b := poll(t, w2, cur); len(b.Skipped) != 1 || b.Skipped[0].Reason != "events_trimmed" {
+		t.Errorf("new stream trimmed: skips %+v", b.Skipped)
+	}
 }
 
 // pollQuick polls with a short block, for Polls that should find nothing.

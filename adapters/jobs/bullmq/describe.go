@@ -155,6 +155,14 @@ func (d describer) failure(ev *jobs.Event, i int) {
 		ev.NextRetryAt = ev.At // straight back to wait
 	}
 	if h == nil {
+		// Removed with removeOnFail: the retries-exhausted entry that
+		// follows a final failure still counts the attempts.
+		if n := i + 1; e.field("event") == "failed" && n < len(d.list) &&
+			d.list[n].field("event") == "retries-exhausted" && d.list[n].field("jobId") == e.field("jobId") {
+			if atm, err := strconv.Atoi(d.list[n].field("attemptsMade")); err == nil && atm >= 1 {
+				ev.RetryCount, ev.HasRetryCount = atm-1, true
+			}
+		}
 		return
 	}
 	if atm, err := strconv.Atoi(h["atm"]); err == nil && atm-attempts >= 1 {

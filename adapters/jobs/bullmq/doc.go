@@ -53,7 +53,8 @@
 // (the job hash's "atm" counts attempts, the first run included), for
 // Retrying and Failed. A job already removed (removeOnComplete,
 // removeOnFail) is still reported, with what the stream holds: no class,
-// no arguments, and for a failure no error class.
+// no arguments, for a failure no error class, and its retries from the
+// retries-exhausted entry when there is one.
 //
 // # What can be lost
 //
