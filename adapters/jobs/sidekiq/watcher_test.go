@@ -1,7 +1,9 @@
 package sidekiq
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +249,46 @@ func TestBadData(t *testing.T) {
 	}
 	if len(b2.Events) != 0 || len(b2.Skipped) != 0 {
 		t.Errorf("second poll: %+v, want nothing", b2)
+	}
+}
+
+// TestRunningBounds: past MaxRunning a listed job is skipped (once, while
+// listed), and a job whose arguments exceed what the cursor keeps is
+// completed without them (its running event has them).
+func TestRunningBounds(t *testing.T) {
+	h := newHarness(t, Config{MaxRunning: 2})
+	b0, _ := h.start()
+	big := strings.Repeat("x", 2000)
+	entry := func(jid string, arg string) string {
+		return fmt.Sprintf(`{"queue":"default","payload":%q,"run_at":1796395778}`,
+			fmt.Sprintf(`{"class":"K","jid":"%s","args":["%s"],"queue":"default"}`, jid, arg))
+	}
+	h.addProcess("sidekiq7", "web-1:1:abc", "work", map[string]string{
+		"t1": entry("j1", big), "t2": entry("j2", "small"), "t3": entry("j3", "small"),
+	}, fx{})
+	b1 := h.poll(b0.Cursor)
+	b2 := h.poll(b1.Cursor)
+	if len(b1.Events) != 2 || len(b1.Skipped) != 1 || b1.Skipped[0].Reason != "too_many_running" ||
+		len(b2.Events) != 0 || len(b2.Skipped) != 0 {
+		t.Fatalf("polls: %+v %+v / %+v %+v; want 2 running and one too_many_running skip, then nothing",
+			b1.Events, b1.Skipped, b2.Events, b2.Skipped)
+	}
+	if !reflect.DeepEqual(b1.Events[0].Args, []any{big}) {
+		t.Errorf("running event of j1 lacks its arguments")
+	}
+	if err := h.rdb.HDel(h.ctx, "web-1:1:abc:work", "t1", "t2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, _ := h.pollUntil(b2.Cursor, 3)
+	var got []string
+	for _, e := range evs {
+		got = append(got, fmt.Sprintf("%s %s %v", e.JobID, e.Status, e.Args))
+	}
+	// j3 is seen running once j1 and j2 are gone (room again).
+	want := []string{"j3 running [small]", "j1 completed []", "j2 completed [small]"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("events %q, want %q", got, want)
 	}
 }

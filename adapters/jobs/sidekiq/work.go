@@ -186,8 +186,7 @@ func (w *Watcher) seeWork(p *poll, proc, tid, raw string) string {
 		}
 	}
 	if len(p.cur.Run) >= w.cfg.MaxRunning {
-		p.skip("too_many_running", "%s: already %d running jobs remembered", where, w.cfg.MaxRunning)
-		return ""
+		return bad("too_many_running", fmt.Sprintf("already %d running jobs remembered", w.cfg.MaxRunning))
 	}
 	if a, err := json.Marshal(j.args); err == nil && len(a) <= maxCursorArgs && j.args != nil &&
 		cursorArgs(p.cur.Run)+len(a) <= maxCursorArgsTotal {
