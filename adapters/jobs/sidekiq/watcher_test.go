@@ -292,3 +292,70 @@ func TestRunningBounds(t *testing.T) {
 		t.Errorf("events %q, want %q", got, want)
 	}
 }
+
+// TestFailedRunNotCompleted: a running job that raises leaves the work
+// list with a retry or dead entry behind; it is reported retrying or dead,
+// never completed, whichever of the two the watcher sees first.
+func TestFailedRunNotCompleted(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		set        string
+		leaveFirst bool
+	}{
+		{"retry, gone in the same poll", "retry", false},
+		{"retry, gone a poll earlier", "retry", true},
+		{"dead, gone in the same poll", "dead", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, Config{Settle: time.Second})
+			b0, base := h.start()
+			jid := "f00000000000000000000001"
+			entry := fmt.Sprintf(`{"queue":"default","payload":%q,"run_at":%d}`,
+				fmt.Sprintf(`{"class":"K","jid":"%s","args":[1],"queue":"default"}`, jid), int64(base)-1)
+			h.addProcess("sidekiq7", "web-1:1:abc", "work", map[string]string{"t1": entry}, fx{})
+			b1 := h.poll(b0.Cursor)
+			cur := b1.Cursor
+			// It raised just before it left; Sidekiq writes the retry or
+			// dead entry before the heartbeat drops the job from the work
+			// list, but the write may land after the watcher's read of
+			// the list (Settle covers that).
+			f := msAligned(h.now())
+			if tc.leaveFirst {
+				if err := h.rdb.HDel(h.ctx, "web-1:1:abc:work", "t1").Err(); err != nil {
+					t.Fatal(err)
+				}
+				cur = h.poll(cur).Cursor
+			}
+			job := fmt.Sprintf(`{"class":"K","jid":"%s","args":[1],"queue":"default","error_class":"E","failed_at":%v,"retry_count":0}`, jid, f)
+			if tc.set == "retry" {
+				h.zadd("retry", f+20, job)
+			} else {
+				h.zadd("dead", f, job)
+			}
+			if !tc.leaveFirst {
+				if err := h.rdb.HDel(h.ctx, "web-1:1:abc:work", "t1").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.waitCovered(h.now() + 0.1)
+			evs, _, cur := h.pollUntil(cur, 1)
+			// Past the grace, a completion would have come by now.
+			h.waitCovered(h.now() + 0.1)
+			b := h.poll(cur)
+			evs = append(evs, b.Events...)
+			evs = append(evs, h.poll(b.Cursor).Events...)
+			var got []jobs.Status
+			for _, e := range append(b1.Events, evs...) {
+				got = append(got, e.Status)
+			}
+			want := []jobs.Status{jobs.Running, jobs.Retrying}
+			if tc.set == "dead" {
+				want[1] = jobs.Dead
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("statuses %v, want %v", got, want)
+			}
+		})
+	}
+}
