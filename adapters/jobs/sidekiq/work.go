@@ -53,7 +53,7 @@ func (w *Watcher) readWork(ctx context.Context, p *poll) error {
 	}
 	sort.Strings(procs)
 	if len(procs) > maxProcesses {
-		p.skip("too_many_processes", "processes set: %d members, reading the first %d", len(procs), maxProcesses)
+		w.log.Warn("sidekiq watcher: too many processes, reading the first ones", "listed", len(procs), "read", maxProcesses)
 		procs = procs[:maxProcesses]
 	}
 	for _, r := range p.cur.Run {
