@@ -46,7 +46,7 @@
 // scores and run_at are seconds in every version.
 //
 // ActiveJob jobs (class ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper,
-// or Sidekiq::ActiveJob::Wrapper in Sidekiq 8) are reported as the wrapped
+// or Sidekiq::ActiveJob::Wrapper from Sidekiq 8.0.5) are reported as the wrapped
 // class, with ActiveJob's job_id and the serialized job's arguments;
 // GlobalID arguments stay {"_aj_globalid": "gid://…"} objects. Other jobs
 // use Sidekiq's jid and args. Numbers are json.Number.
