@@ -15,7 +15,7 @@ const (
 	DefaultMaxJobBytes   = 64 << 10
 	DefaultSettle        = 2 * time.Second
 	DefaultReadBudget    = 20000
-	DefaultMaxRunning    = 10000
+	DefaultMaxRunning    = 2000
 )
 
 // Config configures the Sidekiq watcher. The env tags lack the CABLECAR_
@@ -58,7 +58,8 @@ type Config struct {
 	// as an "overflow" skip (default 20000).
 	ReadBudget int
 	// MaxRunning bounds the running jobs the cursor remembers, to keep it
-	// small (default 10000).
+	// well under a megabyte; a job listed beyond it is skipped as
+	// "too_many_running" (default 2000).
 	MaxRunning int
 }
 

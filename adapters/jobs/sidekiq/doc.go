@@ -46,7 +46,7 @@
 // scores and run_at are seconds in every version.
 //
 // ActiveJob jobs (class ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper,
-// or Sidekiq::ActiveJob::Wrapper in Sidekiq 8) are reported as the wrapped
+// or Sidekiq::ActiveJob::Wrapper from Sidekiq 8.0.5) are reported as the wrapped
 // class, with ActiveJob's job_id and the serialized job's arguments;
 // GlobalID arguments stay {"_aj_globalid": "gid://…"} objects. Other jobs
 // use Sidekiq's jid and args. Numbers are json.Number.
@@ -62,9 +62,26 @@
 //
 // # Limits
 //
-// A job that raises with retry: false leaves no trace in Redis and is
-// reported completed. A job requeued by a graceful shutdown is reported
-// completed (it runs again later as a new run). The retry and dead reads
-// run Settle behind Redis's clock, so Sidekiq hosts' clocks must agree with
-// Redis's to within Settle.
+// Sidekiq records no completion, only the work lists its heartbeat writes
+// every 5 s (6.x) or 10 s (7+): a job that finishes between two beats is
+// never seen running, and its success is never seen at all; its failure
+// is (retry and dead sets).
+//
+// A job that leaves no retry or dead entry when it raises (retry: false,
+// dead: false, Sidekiq 7+'s :discard) is reported completed, and so is a
+// job requeued by a graceful shutdown (it runs again later as a new run).
+// With a fetcher that recovers the jobs of a killed process (Sidekiq Pro's
+// super_fetch), a lost job may still run again later.
+//
+// The retry and dead reads run Settle behind Redis's clock, so Sidekiq
+// hosts' clocks must agree with Redis's to within Settle.
+//
+// An entry stays inside the retry windows for the jitter span (about
+// 10(c+1) s), so a burst of more than ReadBudget failures within that span
+// is partly passed over, each poll reporting an "overflow" skip. Sidekiq
+// 6.0's jitter (up to 30(c+1) s) falls outside the windows; the sweep finds
+// those entries.
+//
+// Only a single Redis server (redis:// or rediss:// URL) is supported, as
+// Sidekiq itself uses one.
 package sidekiq

@@ -13,7 +13,8 @@ import (
 
 // activeJobWrappers are the class names under which Sidekiq stores an
 // ActiveJob job: Rails' adapter (and Sidekiq 7's subclass of its own
-// wrapper, which keeps Rails' name) and Sidekiq 8's own adapter.
+// wrapper, which keeps Rails' name, up to 8.0.4) and Sidekiq's own class
+// from 8.0.5, of which JobWrapper became an alias.
 var activeJobWrappers = map[string]bool{
 	"ActiveJob::QueueAdapters::SidekiqAdapter::JobWrapper": true,
 	"Sidekiq::ActiveJob::Wrapper":                          true,

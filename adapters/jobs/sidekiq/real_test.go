@@ -68,9 +68,9 @@ func TestRealSidekiq(t *testing.T) {
 
 // testRealFates: a job that raises (retry: 1) is retrying with its error
 // class, then dead once its retry (made due at once) raises again; a plain
-// job and an ActiveJob job that outlive a heartbeat are running, then
-// completed, with their arguments (the ActiveJob one by its job_id, with
-// its GlobalID argument).
+// job and an ActiveJob job that outlive a heartbeat (8 s; Sidekiq 6 beats
+// every 5 s) are running, then completed, with their arguments (the
+// ActiveJob one by its job_id, with its GlobalID argument).
 func testRealFates(t *testing.T) {
 	t.Parallel()
 	srv := redistest.Start(t)
@@ -78,8 +78,8 @@ func testRealFates(t *testing.T) {
 	f := newFollower(t, srv)
 
 	failJID := sk.Enqueue("FailJob", 1, "two")
-	sleepJID := sk.Enqueue("SleepJob", 6)
-	ajID := sk.EnqueueActiveJob("SleepActiveJob", map[string]any{"document": 7}, 6)
+	sleepJID := sk.Enqueue("SleepJob", 8)
+	ajID := sk.EnqueueActiveJob("SleepActiveJob", map[string]any{"document": 7}, 8)
 
 	r := f.until(failJID, jobs.Retrying, 20*time.Second)
 	if r.Class != "FailJob" || r.Queue != "default" || r.ErrorClass != "CablecarTestError" ||
@@ -103,8 +103,8 @@ func testRealFates(t *testing.T) {
 		id, class string
 		args      []any
 	}{
-		{sleepJID, "SleepJob", []any{json.Number("6")}},
-		{ajID, "SleepActiveJob", []any{map[string]any{"_aj_globalid": "gid://cablecar-test/Document/7"}, json.Number("6")}},
+		{sleepJID, "SleepJob", []any{json.Number("8")}},
+		{ajID, "SleepActiveJob", []any{map[string]any{"_aj_globalid": "gid://cablecar-test/Document/7"}, json.Number("8")}},
 	} {
 		c := f.until(tc.id, jobs.Completed, 30*time.Second)
 		if got := f.of(tc.id); len(got) != 2 || got[0] != jobs.Running || got[1] != jobs.Completed {

@@ -87,16 +87,14 @@ func (w *Watcher) readRetry(ctx context.Context, p *poll, upTo float64) error {
 	}
 	to := min(upTo, from+maxSpan)
 	ws := w.windows(from, to)
-	limit := w.cfg.ReadBudget
+	first, err := w.firstPages(ctx, ws)
+	if err != nil {
+		return err
+	}
 	read := 0
-	for _, win := range ws {
-		for off := int64(0); ; off += retryPage {
-			zs, err := w.rdb.ZRangeByScoreWithScores(ctx, w.cfg.key("retry"), &goredis.ZRangeBy{
-				Min: formatScore(win.lo), Max: formatScore(win.hi), Offset: off, Count: retryPage,
-			}).Result()
-			if err != nil {
-				return fmt.Errorf("sidekiq: read retry set: %w", err)
-			}
+	for i, win := range ws {
+		zs := first[i]
+		for off := int64(0); ; {
 			for _, z := range zs {
 				m, _ := z.Member.(string)
 				w.seeRetry(p, m, z.Score, from, to)
@@ -105,15 +103,49 @@ func (w *Watcher) readRetry(ctx context.Context, p *poll, upTo float64) error {
 			if len(zs) < retryPage {
 				break
 			}
-			if read >= limit {
+			if read >= w.cfg.ReadBudget {
 				p.skip("overflow", "retry set: more than %d entries in the windows of failures up to %s; the rest were passed over",
-					limit, formatScore(to))
-				break
+					w.cfg.ReadBudget, formatScore(to))
+				p.cur.Failed = to
+				return nil
+			}
+			off += retryPage
+			if zs, err = w.retryPage(ctx, win, off).Result(); err != nil {
+				return fmt.Errorf("sidekiq: read retry set: %w", err)
 			}
 		}
 	}
 	p.cur.Failed = to
 	return nil
+}
+
+// firstPages reads the first page of every window in one round trip.
+func (w *Watcher) firstPages(ctx context.Context, ws []window) ([][]goredis.Z, error) {
+	cmds := make([]*goredis.ZSliceCmd, len(ws))
+	_, err := w.rdb.Pipelined(ctx, func(pipe goredis.Pipeliner) error {
+		for i, win := range ws {
+			cmds[i] = w.retryPageOn(ctx, pipe, win, 0)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sidekiq: read retry set: %w", err)
+	}
+	out := make([][]goredis.Z, len(ws))
+	for i, c := range cmds {
+		out[i] = c.Val()
+	}
+	return out, nil
+}
+
+func (w *Watcher) retryPage(ctx context.Context, win window, off int64) *goredis.ZSliceCmd {
+	return w.retryPageOn(ctx, w.rdb, win, off)
+}
+
+func (w *Watcher) retryPageOn(ctx context.Context, c goredis.Cmdable, win window, off int64) *goredis.ZSliceCmd {
+	return c.ZRangeByScoreWithScores(ctx, w.cfg.key("retry"), &goredis.ZRangeBy{
+		Min: formatScore(win.lo), Max: formatScore(win.hi), Offset: off, Count: retryPage,
+	})
 }
 
 // seeRetry reports one retry entry found by the windows if it failed in

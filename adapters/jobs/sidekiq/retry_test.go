@@ -176,3 +176,39 @@ func TestCatchUp(t *testing.T) {
 		t.Error("no batch reported a lag while catching up")
 	}
 }
+
+// TestOverflow: a burst beyond ReadBudget is read up to the budget (whole
+// pages), the rest passed over and reported as an "overflow" skip, and
+// the watcher goes on. While the burst sits in the windows (the jitter
+// span), later polls overflow too; a failure that sorts before the
+// budget's end is still reported.
+func TestOverflow(t *testing.T) {
+	h := newHarness(t, Config{ReadBudget: 10, SweepCount: -1})
+	b0, base := h.start()
+	zs := make([]goredis.Z, 0, 600)
+	for i := range 600 {
+		f := msAligned(base + 0.05)
+		zs = append(zs, goredis.Z{Score: f + 15 + float64(i)/100, Member: fmt.Sprintf(
+			`{"class":"C","jid":"burst%d","args":[],"failed_at":%v,"retry_count":0,"error_class":"E"}`, i, f)})
+	}
+	if err := h.rdb.ZAdd(h.ctx, "retry", zs...).Err(); err != nil {
+		t.Fatal(err)
+	}
+	h.waitCovered(base + 0.05)
+	b := h.poll(b0.Cursor)
+	if len(b.Events) != retryPage || len(b.Skipped) != 1 || b.Skipped[0].Reason != "overflow" {
+		t.Fatalf("%d events, skips %+v; want %d events and one overflow", len(b.Events), b.Skipped, retryPage)
+	}
+	f := msAligned(h.now())
+	h.zadd("retry", f+16, fmt.Sprintf(`{"class":"C","jid":"later","args":[],"failed_at":%v,"retry_count":0,"error_class":"E"}`, f))
+	h.waitCovered(f)
+	b = h.poll(b.Cursor)
+	if len(b.Events) != 1 || b.Events[0].JobID != "later" {
+		t.Errorf("after the overflow: %+v, want the one later failure", b.Events)
+	}
+	for _, s := range b.Skipped {
+		if s.Reason != "overflow" {
+			t.Errorf("after the overflow: skip %+v", s)
+		}
+	}
+}

@@ -1,7 +1,9 @@
 package sidekiq
 
 import (
+	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -247,5 +249,113 @@ func TestBadData(t *testing.T) {
 	}
 	if len(b2.Events) != 0 || len(b2.Skipped) != 0 {
 		t.Errorf("second poll: %+v, want nothing", b2)
+	}
+}
+
+// TestRunningBounds: past MaxRunning a listed job is skipped (once, while
+// listed), and a job whose arguments exceed what the cursor keeps is
+// completed without them (its running event has them).
+func TestRunningBounds(t *testing.T) {
+	h := newHarness(t, Config{MaxRunning: 2})
+	b0, _ := h.start()
+	big := strings.Repeat("x", 2000)
+	entry := func(jid string, arg string) string {
+		return fmt.Sprintf(`{"queue":"default","payload":%q,"run_at":1796395778}`,
+			fmt.Sprintf(`{"class":"K","jid":"%s","args":["%s"],"queue":"default"}`, jid, arg))
+	}
+	h.addProcess("sidekiq7", "web-1:1:abc", "work", map[string]string{
+		"t1": entry("j1", big), "t2": entry("j2", "small"), "t3": entry("j3", "small"),
+	}, fx{})
+	b1 := h.poll(b0.Cursor)
+	b2 := h.poll(b1.Cursor)
+	if len(b1.Events) != 2 || len(b1.Skipped) != 1 || b1.Skipped[0].Reason != "too_many_running" ||
+		len(b2.Events) != 0 || len(b2.Skipped) != 0 {
+		t.Fatalf("polls: %+v %+v / %+v %+v; want 2 running and one too_many_running skip, then nothing",
+			b1.Events, b1.Skipped, b2.Events, b2.Skipped)
+	}
+	if !reflect.DeepEqual(b1.Events[0].Args, []any{big}) {
+		t.Errorf("running event of j1 lacks its arguments")
+	}
+	if err := h.rdb.HDel(h.ctx, "web-1:1:abc:work", "t1", "t2").Err(); err != nil {
+		t.Fatal(err)
+	}
+	evs, _, _ := h.pollUntil(b2.Cursor, 3)
+	var got []string
+	for _, e := range evs {
+		got = append(got, fmt.Sprintf("%s %s %v", e.JobID, e.Status, e.Args))
+	}
+	// j3 is seen running once j1 and j2 are gone (room again).
+	want := []string{"j3 running [small]", "j1 completed []", "j2 completed [small]"}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("events %q, want %q", got, want)
+	}
+}
+
+// TestFailedRunNotCompleted: a running job that raises leaves the work
+// list with a retry or dead entry behind; it is reported retrying or dead,
+// never completed, whichever of the two the watcher sees first.
+func TestFailedRunNotCompleted(t *testing.T) {
+	for _, tc := range []struct {
+		name       string
+		set        string
+		leaveFirst bool
+	}{
+		{"retry, gone in the same poll", "retry", false},
+		{"retry, gone a poll earlier", "retry", true},
+		{"dead, gone in the same poll", "dead", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t, Config{Settle: time.Second})
+			b0, base := h.start()
+			jid := "f00000000000000000000001"
+			entry := fmt.Sprintf(`{"queue":"default","payload":%q,"run_at":%d}`,
+				fmt.Sprintf(`{"class":"K","jid":"%s","args":[1],"queue":"default"}`, jid), int64(base)-1)
+			h.addProcess("sidekiq7", "web-1:1:abc", "work", map[string]string{"t1": entry}, fx{})
+			b1 := h.poll(b0.Cursor)
+			cur := b1.Cursor
+			// It raised just before it left; Sidekiq writes the retry or
+			// dead entry before the heartbeat drops the job from the work
+			// list, but the write may land after the watcher's read of
+			// the list (Settle covers that).
+			f := msAligned(h.now())
+			if tc.leaveFirst {
+				if err := h.rdb.HDel(h.ctx, "web-1:1:abc:work", "t1").Err(); err != nil {
+					t.Fatal(err)
+				}
+				cur = h.poll(cur).Cursor
+			}
+			job := fmt.Sprintf(`{"class":"K","jid":"%s","args":[1],"queue":"default","error_class":"E","failed_at":%v,"retry_count":0}`, jid, f)
+			if tc.set == "retry" {
+				h.zadd("retry", f+20, job)
+			} else {
+				h.zadd("dead", f, job)
+			}
+			if !tc.leaveFirst {
+				if err := h.rdb.HDel(h.ctx, "web-1:1:abc:work", "t1").Err(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			h.waitCovered(h.now() + 0.1)
+			evs, _, cur := h.pollUntil(cur, 1)
+			// Past the grace, a completion would have come by now.
+			h.waitCovered(h.now() + 0.1)
+			b := h.poll(cur)
+			evs = append(evs, b.Events...)
+			evs = append(evs, h.poll(b.Cursor).Events...)
+			var got []jobs.Status
+			for _, e := range append(b1.Events, evs...) {
+				got = append(got, e.Status)
+			}
+			want := []jobs.Status{jobs.Running, jobs.Retrying}
+			if tc.set == "dead" {
+				want[1] = jobs.Dead
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Errorf("statuses %v, want %v", got, want)
+			}
+		})
 	}
 }

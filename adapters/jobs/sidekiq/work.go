@@ -16,9 +16,13 @@ import (
 )
 
 // maxCursorArgs bounds the arguments a running job keeps in the cursor for
-// its completed or lost event; bigger arguments are left out of those
-// events (the running event has them all), so the cursor stays small.
-const maxCursorArgs = 1024
+// its completed or lost event, and maxCursorArgsTotal those of all running
+// jobs; arguments beyond are left out of those events (the running event
+// has them all), so that the cursor stays well under a megabyte.
+const (
+	maxCursorArgs      = 1024
+	maxCursorArgsTotal = 128 << 10
+)
 
 // maxProcesses bounds the processes one poll reads.
 const maxProcesses = 1000
@@ -49,7 +53,7 @@ func (w *Watcher) readWork(ctx context.Context, p *poll) error {
 	}
 	sort.Strings(procs)
 	if len(procs) > maxProcesses {
-		p.skip("too_many_processes", "processes set: %d members, reading the first %d", len(procs), maxProcesses)
+		w.log.Warn("sidekiq watcher: too many processes, reading the first ones", "listed", len(procs), "read", maxProcesses)
 		procs = procs[:maxProcesses]
 	}
 	for _, r := range p.cur.Run {
@@ -182,15 +186,24 @@ func (w *Watcher) seeWork(p *poll, proc, tid, raw string) string {
 		}
 	}
 	if len(p.cur.Run) >= w.cfg.MaxRunning {
-		p.skip("too_many_running", "%s: already %d running jobs remembered", where, w.cfg.MaxRunning)
-		return ""
+		return bad("too_many_running", fmt.Sprintf("already %d running jobs remembered", w.cfg.MaxRunning))
 	}
-	if a, err := json.Marshal(j.args); err == nil && len(a) <= maxCursorArgs && j.args != nil {
+	if a, err := json.Marshal(j.args); err == nil && len(a) <= maxCursorArgs && j.args != nil &&
+		cursorArgs(p.cur.Run)+len(a) <= maxCursorArgsTotal {
 		rec.Args = a
 	}
 	p.cur.Run = append(p.cur.Run, rec)
 	p.events = append(p.events, j.event(jobs.Running, seconds(float64(runAt))))
 	return ""
+}
+
+// cursorArgs is the size of the arguments the runs keep.
+func cursorArgs(runs []*runRec) int {
+	n := 0
+	for _, r := range runs {
+		n += len(r.Args)
+	}
+	return n
 }
 
 // entryJob decodes a work entry's payload, string or object.
