@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -119,5 +121,31 @@ func TestInteropPostgresRailsBroadcastReachesRealJSClient(t *testing.T) {
 				t.Errorf("%q message %d = %s, want %s", s.stream, j, got[j], s.want[j])
 			}
 		}
+	}
+}
+
+// The payload limit is PostgreSQL's, and Rails' adapter does not work
+// around it: a broadcast whose JSON is 7999 bytes goes out, one of 8000
+// bytes raises PG::InvalidParameterValue, as cablecar's Publish refuses it
+// with postgres.ErrPayloadTooLarge.
+func TestInteropPostgresRailsPayloadLimit(t *testing.T) {
+	const ruby = "/usr/bin/ruby"
+	requireCommand(t, ruby)
+	pg := pgtest.Start(t)
+	broadcast := func(jsonSize int) (string, error) {
+		// {"x":"aaa…"} is the string's length plus 8 bytes.
+		arg := `stream:big:{"x":"` + strings.Repeat("a", jsonSize-8) + `"}`
+		cmd := exec.Command(ruby, "ruby/postgres_broadcast.rb", arg)
+		cmd.Env = append(os.Environ(), "DATABASE_URL="+pg.URL)
+		cmd.SysProcAttr = interopSysProcAttr()
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	if out, err := broadcast(7999); err != nil || out != "big\n" {
+		t.Fatalf("Rails broadcasting 7999 bytes: %v\n%s", err, out)
+	}
+	out, err := broadcast(8000)
+	if err == nil || !strings.Contains(out, "payload string too long (PG::InvalidParameterValue)") {
+		t.Fatalf("Rails broadcasting 8000 bytes: %v, want PG::InvalidParameterValue: payload string too long\n%s", err, out)
 	}
 }
