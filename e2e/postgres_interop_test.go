@@ -149,3 +149,18 @@ func TestInteropPostgresRailsPayloadLimit(t *testing.T) {
 		t.Fatalf("Rails broadcasting 8000 bytes: %v, want PG::InvalidParameterValue: payload string too long\n%s", err, out)
 	}
 }
+
+// cablecar listens to one broker: with both CABLECAR_POSTGRES_URL and
+// CABLECAR_REDIS_URL set, serve refuses to start and says why.
+func TestPostgresWithRedisURLRefused(t *testing.T) {
+	env := map[string]string{
+		"CABLECAR_POSTGRES_URL": "postgres://cablecar@127.0.0.1:1/cablecar",
+		"CABLECAR_REDIS_URL":    "redis://127.0.0.1:1/0",
+		"CABLECAR_JWT_SECRET":   secret,
+		"CABLECAR_ADDR":         "127.0.0.1:0",
+	}
+	out, err := run(t, env, "serve")
+	if err == nil || !strings.Contains(out, "CABLECAR_POSTGRES_URL and a CABLECAR_REDIS_* server are both set") {
+		t.Fatalf("serve with both brokers: %v, want a refusal naming both:\n%s", err, out)
+	}
+}
