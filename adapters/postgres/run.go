@@ -135,7 +135,10 @@ func (b *Broker) serve(ctx context.Context, conn *pgx.Conn, cb callbacks) error 
 		}
 		waitCtx, cancel := b.waitContext(ctx)
 		if waitCtx == nil {
-			continue // more work arrived meanwhile
+			// More work arrived meanwhile; first hand over what the
+			// round trips just made brought along.
+			b.drain(conn, cb)
+			continue
 		}
 		n, err := conn.WaitForNotification(waitCtx)
 		b.mu.Lock()
@@ -160,6 +163,21 @@ func (b *Broker) serve(ctx context.Context, conn *pgx.Conn, cb callbacks) error 
 				return err
 			}
 		}
+	}
+}
+
+// drain delivers the notifications conn has already read, without IO: a
+// wait on a done context returns those first.
+func (b *Broker) drain(conn *pgx.Conn, cb callbacks) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for {
+		n, _ := conn.WaitForNotification(done)
+		if n == nil {
+			return
+		}
+		b.touch()
+		b.handle(n, cb)
 	}
 }
 
