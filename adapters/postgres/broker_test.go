@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"strings"
 	"testing"
@@ -54,11 +55,18 @@ func fastConfig(url, prefix string) Config {
 		PingTimeout: 2 * time.Second, BackoffMin: 50 * time.Millisecond, BackoffMax: 300 * time.Millisecond}
 }
 
-func TestPostgresContract(t *testing.T) {
+// TestPostgresBroker runs the checks that can share one PostgreSQL, each
+// with its own channel prefix: initdb is the slow part.
+func TestPostgresBroker(t *testing.T) {
 	srv := pgtest.Start(t)
-	brokertest.Contract(t, func(tb testing.TB) brokertest.Broker {
-		return newBroker(tb, Config{URL: srv.URL, ChannelPrefix: "contract"}, nil)
-	}, settle)
+	t.Run("Contract", func(t *testing.T) {
+		brokertest.Contract(t, func(tb testing.TB) brokertest.Broker {
+			return newBroker(tb, Config{URL: srv.URL, ChannelPrefix: "contract"}, nil)
+		}, settle)
+	})
+	t.Run("RailsNotify", func(t *testing.T) { testRailsNotify(t, srv) })
+	t.Run("PayloadLimit", func(t *testing.T) { testPayloadLimit(t, srv) })
+	t.Run("TwoNodes", func(t *testing.T) { testTwoNodes(t, srv) })
 }
 
 // vectors is testdata/channel_names.json, printed by Debian's Action Cable.
@@ -127,11 +135,10 @@ func TestPostgresChannelNames(t *testing.T) {
 	}
 }
 
-// TestPostgresRailsNotify sends, for every vector, the NOTIFY statement
+// testRailsNotify sends, for every vector, the NOTIFY statement
 // Rails' adapter sends and checks that the broker delivers it on the stream.
-func TestPostgresRailsNotify(t *testing.T) {
+func testRailsNotify(t *testing.T, srv *pgtest.Server) {
 	v := loadVectors(t)
-	srv := pgtest.Start(t)
 	rails := dial(t, srv.URL)
 	for _, prefix := range []string{"", "myapp_production"} {
 		b := newBroker(t, Config{URL: srv.URL, ChannelPrefix: prefix}, nil)
@@ -175,10 +182,9 @@ func TestPostgresRailsNotify(t *testing.T) {
 	}
 }
 
-// TestPostgresPayloadLimit checks the limit against PostgreSQL itself: the
+// testPayloadLimit checks the limit against PostgreSQL itself: the
 // largest payload it takes is delivered, one byte more fails clearly.
-func TestPostgresPayloadLimit(t *testing.T) {
-	srv := pgtest.Start(t)
+func testPayloadLimit(t *testing.T, srv *pgtest.Server) {
 	conn := dial(t, srv.URL)
 	if _, err := conn.Exec(context.Background(), "SELECT pg_notify('x', $1)", strings.Repeat("a", maxPayload)); err != nil {
 		t.Fatalf("PostgreSQL refused %d bytes: %v", maxPayload, err)
@@ -299,23 +305,27 @@ func TestPostgresRestart(t *testing.T) {
 // TestPostgresNeverConnected checks Health's words when the database was
 // never reachable.
 func TestPostgresNeverConnected(t *testing.T) {
-	srv := pgtest.Start(t)
-	srv.Stop()
-	b := newBroker(t, fastConfig(srv.URL, ""), nil)
+	// A port nobody listens on: taken, then given back.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	b := newBroker(t, fastConfig("postgres://cablecar@"+addr+"/cablecar?sslmode=disable", ""), nil)
 	rec := brokertest.NewRecorder(t)
 	rec.Start(t, b)
-	want := "postgres: connection refused by " + srv.Addr + " (is PostgreSQL running there?)"
+	want := "postgres: connection refused by " + addr + " (is PostgreSQL running there?)"
 	brokertest.WaitFor(t, settle, "Health error", func() bool {
 		err := b.Health(context.Background())
 		return err != nil && err.Error() == want
 	})
 }
 
-// TestPostgresTwoNodes runs two brokers on one database: each message,
+// testTwoNodes runs two brokers on one database: each message,
 // from either broker or from a plain NOTIFY, reaches both exactly once,
 // binary ones through the side channel included.
-func TestPostgresTwoNodes(t *testing.T) {
-	srv := pgtest.Start(t)
+func testTwoNodes(t *testing.T, srv *pgtest.Server) {
 	rails := dial(t, srv.URL)
 	nodes := []*Broker{
 		newBroker(t, Config{URL: srv.URL, ChannelPrefix: "app"}, nil),

@@ -127,7 +127,7 @@ func (b *Broker) connect(ctx context.Context) (*pgx.Conn, error) {
 }
 
 // serve applies subscription changes and waits for notifications, pinging
-// the connection when it has been idle for PingInterval.
+// the connection when nothing has proved it works for PingInterval.
 func (b *Broker) serve(ctx context.Context, conn *pgx.Conn, cb callbacks) error {
 	for {
 		if err := b.apply(ctx, conn, cb); err != nil {
@@ -135,13 +135,15 @@ func (b *Broker) serve(ctx context.Context, conn *pgx.Conn, cb callbacks) error 
 		}
 		waitCtx, cancel := b.waitContext(ctx)
 		if waitCtx == nil {
-			continue // more work arrived meanwhile
+			// More work arrived meanwhile; first hand over what the
+			// round trips just made brought along.
+			b.drain(conn, cb)
+			continue
 		}
 		n, err := conn.WaitForNotification(waitCtx)
 		b.mu.Lock()
 		b.waitCancel = nil
 		b.mu.Unlock()
-		timedOut := errors.Is(waitCtx.Err(), context.DeadlineExceeded)
 		cancel()
 		if n != nil {
 			b.touch()
@@ -153,7 +155,10 @@ func (b *Broker) serve(ctx context.Context, conn *pgx.Conn, cb callbacks) error 
 			return ctx.Err()
 		case conn.IsClosed() || waitCtx.Err() == nil:
 			return fmt.Errorf("wait for notification: %w", err)
-		case timedOut:
+		}
+		// Checked on every turn, not only when a wait times out: a steady
+		// stream of Subscribe calls interrupts every wait.
+		if b.pingDue() {
 			if err := b.ping(ctx, conn); err != nil {
 				return err
 			}
@@ -161,18 +166,41 @@ func (b *Broker) serve(ctx context.Context, conn *pgx.Conn, cb callbacks) error 
 	}
 }
 
+// drain delivers the notifications conn has already read, without IO: a
+// wait on a done context returns those first.
+func (b *Broker) drain(conn *pgx.Conn, cb callbacks) {
+	done, cancel := context.WithCancel(context.Background())
+	cancel()
+	for {
+		n, _ := conn.WaitForNotification(done)
+		if n == nil {
+			return
+		}
+		b.touch()
+		b.handle(n, cb)
+	}
+}
+
 // waitContext returns the context of the next wait for a notification,
-// which Subscribe and Unsubscribe cancel, or nil when there is work to do
-// first.
+// which Subscribe and Unsubscribe cancel and which ends when a ping is due,
+// or nil when there is work to do first.
 func (b *Broker) waitContext(ctx context.Context) (context.Context, context.CancelFunc) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if len(b.dirty) > 0 || len(b.pending) > 0 {
 		return nil, nil
 	}
-	waitCtx, cancel := context.WithTimeout(ctx, b.cfg.PingInterval)
+	waitCtx, cancel := context.WithDeadline(ctx, b.lastOK.Add(b.cfg.PingInterval))
 	b.waitCancel = cancel
 	return waitCtx, cancel
+}
+
+// pingDue reports whether nothing has proved the connection works for
+// PingInterval.
+func (b *Broker) pingDue() bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return time.Since(b.lastOK) >= b.cfg.PingInterval
 }
 
 // ping makes one round trip on the idle listening connection.
