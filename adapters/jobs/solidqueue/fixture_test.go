@@ -33,6 +33,7 @@ var scenarios = []struct {
 	{name: "Lost", run: testLost},
 	{name: "BadData", run: testBadData},
 	{name: "Limits", run: testLimits},
+	{name: "ClockAhead", run: testClockAhead},
 	{name: "Check", run: testCheck},
 }
 

@@ -272,3 +272,24 @@ func TestPostgresRestart(t *testing.T) {
 	expectEvents(t, b.Events, want)
 	expectEvents(t, poll(t, w, b.Cursor).Events)
 }
+
+// testClockAhead: a worker whose clock runs an hour ahead stamps a future
+// finished_at; the jobs other workers finish now are still reported, and
+// the future one only once.
+func testClockAhead(t *testing.T, f *fixture) {
+	f.schema(t)
+	worker := f.register(t, "worker-1", time.Now())
+	w := f.watcher(t, nil)
+	cur := poll(t, w, nil).Cursor
+	ahead := f.enqueue(t, "AheadJob", "default", "aj-ahead", `[]`)
+	f.claim(t, f.db, ahead, worker, 0)
+	f.finish(t, f.db, ahead, 2*time.Hour) // base is an hour ago: an hour from now
+	b := poll(t, w, cur)
+	expectEvents(t, b.Events, f.ev(jobs.Completed, "aj-ahead", "AheadJob", "default", 2*time.Hour))
+	now := f.enqueue(t, "NowJob", "default", "aj-now", `[]`)
+	f.claim(t, f.db, now, worker, 0)
+	f.finish(t, f.db, now, time.Hour)
+	b = poll(t, w, b.Cursor)
+	expectEvents(t, b.Events, f.ev(jobs.Completed, "aj-now", "NowJob", "default", time.Hour))
+	expectEvents(t, poll(t, w, b.Cursor).Events)
+}
