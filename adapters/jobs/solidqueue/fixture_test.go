@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,29 +17,74 @@ import (
 	"github.com/cablecar/cablecar/internal/pgtest"
 )
 
-// backends are the databases every table-driven test runs on.
+// backends are the databases every scenario runs on.
 var backends = []string{"postgres", "sqlite"}
 
-// fixture is one real database holding Solid Queue's schema, and a writer
-// connection that puts rows in it the way Solid Queue does.
+// scenarios run on each backend, each in a fresh database.
+var scenarios = []struct {
+	name   string
+	run    func(*testing.T, *fixture)
+	pgOnly bool // needs concurrent writers, which SQLite serializes
+}{
+	{name: "Lifecycle", run: testLifecycle},
+	{name: "Resume", run: testResume},
+	{name: "LateCommit", run: testLateCommit, pgOnly: true},
+	{name: "HoleExpiry", run: testHoleExpiry},
+	{name: "Lost", run: testLost},
+	{name: "BadData", run: testBadData},
+	{name: "Limits", run: testLimits},
+	{name: "ClockAhead", run: testClockAhead},
+	{name: "Check", run: testCheck},
+}
+
+// TestWatcher runs every scenario on a real PostgreSQL (one server, a
+// database per scenario) and on real SQLite files.
+func TestWatcher(t *testing.T) {
+	for _, kind := range backends {
+		t.Run(kind, func(t *testing.T) {
+			var pg *pgtest.Server
+			if kind == "postgres" {
+				pg = pgtest.Start(t)
+			}
+			for i, sc := range scenarios {
+				if sc.pgOnly && pg == nil {
+					continue
+				}
+				t.Run(sc.name, func(t *testing.T) {
+					sc.run(t, newFixture(t, kind, pg, i))
+				})
+			}
+		})
+	}
+}
+
+// fixture is one real database, empty until schema loads Solid Queue's
+// tables, and a writer connection that puts rows in it the way Solid
+// Queue does.
 type fixture struct {
 	kind string
 	url  string
 	db   *sql.DB
 	d    dialect
 	pg   *pgtest.Server // nil for SQLite
-	base time.Time      // a fixed "now" for row timestamps, UTC, microseconds
+	base time.Time      // a fixed "now" for row timestamps, UTC, whole seconds
 }
 
-// newFixture starts an empty database; schema loads Solid Queue's tables.
-func newFixture(t *testing.T, kind string) *fixture {
+// newFixture makes database n on pg (PostgreSQL; nil starts a server of
+// its own), or a SQLite file.
+func newFixture(t *testing.T, kind string, pg *pgtest.Server, n int) *fixture {
 	t.Helper()
 	f := &fixture{kind: kind, base: time.Now().UTC().Truncate(time.Second).Add(-time.Hour)}
 	var err error
 	switch kind {
 	case "postgres":
-		f.pg = pgtest.Start(t)
-		f.url, f.d = f.pg.URL, postgres
+		if pg == nil {
+			pg = pgtest.Start(t)
+		}
+		name := fmt.Sprintf("sq%d", n)
+		pg.Exec(t, "CREATE DATABASE "+name)
+		f.pg, f.d = pg, postgres
+		f.url = strings.Replace(pg.URL, "/cablecar?", "/"+name+"?", 1)
 		f.db, err = sql.Open("pgx", f.url)
 	case "sqlite":
 		path := filepath.Join(t.TempDir(), "queue.sqlite3")
@@ -84,13 +131,12 @@ func stripComments(s string) string {
 	return strings.Join(out, "\n")
 }
 
+// ownTable is the table a CREATE TABLE or CREATE INDEX statement is for.
+var ownTable = regexp.MustCompile(`(?:CREATE TABLE|\bON) (\w+)`)
+
 func mentionsAny(stmt string, tables []string) bool {
-	for _, table := range tables {
-		if strings.Contains(stmt, " "+table+" ") {
-			return true
-		}
-	}
-	return false
+	m := ownTable.FindStringSubmatch(stmt)
+	return m != nil && slices.Contains(tables, m[1])
 }
 
 func (f *fixture) exec(t *testing.T, query string, args ...any) {

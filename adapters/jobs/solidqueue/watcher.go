@@ -97,22 +97,14 @@ func (w *Watcher) Poll(ctx context.Context, cur []byte) (jobs.Batch, error) {
 	}
 	w.lastPoll = time.Now()
 	if cur == nil {
-		c, err := w.start(ctx)
-		if err != nil {
-			return jobs.Batch{}, err
-		}
-		return jobs.Batch{Cursor: c.encode()}, nil
+		return w.startBatch(ctx)
 	}
 	c, err := decodeCursor(cur)
 	if err != nil {
 		// Only a bug or a foreign value gets here; looping on it would stop
 		// the watcher for good, so start again from now.
 		w.log.Warn("unreadable cursor, starting from now", "err", err)
-		c, err := w.start(ctx)
-		if err != nil {
-			return jobs.Batch{}, err
-		}
-		return jobs.Batch{Cursor: c.encode()}, nil
+		return w.startBatch(ctx)
 	}
 	r := &round{now: time.Now().UTC().Truncate(time.Microsecond)}
 	steps := []func(context.Context, *cursor, *round) error{w.readFailed, w.readClaimed, w.readFinished, w.readLost}
@@ -143,6 +135,17 @@ func (w *Watcher) pace(ctx context.Context) error {
 	case <-timer.C:
 		return nil
 	}
+}
+
+// startBatch is the first round: no events, the cursor for "from now",
+// and no wait before the next round, which reads.
+func (w *Watcher) startBatch(ctx context.Context) (jobs.Batch, error) {
+	c, err := w.start(ctx)
+	if err != nil {
+		return jobs.Batch{}, err
+	}
+	w.hurry = true
+	return jobs.Batch{Cursor: c.encode()}, nil
 }
 
 // start makes the cursor for "from now": the current highest ids, the
