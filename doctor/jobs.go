@@ -91,10 +91,10 @@ func checkJobBackend(ctx context.Context, w jobs.Watcher) []Result {
 	out = append(out, Result{Status: OK, Check: nameJobBackend, Message: w.Backend() + ": reachable"})
 	for _, f := range findings {
 		st := OK
-		if msg, warn := strings.CutPrefix(f, "WARN "); warn {
-			st, f = Warn, msg
+		if before, after, warn := strings.Cut(f, "WARNING: "); warn {
+			st, f = Warn, before+after
 		}
-		out = append(out, Result{Status: st, Check: nameJobBackend, Message: w.Backend() + ": " + f})
+		out = append(out, Result{Status: st, Check: nameJobBackend, Message: f})
 	}
 	return out
 }

@@ -26,7 +26,9 @@ type Watcher interface {
 	Poll(ctx context.Context, cursor []byte) (Batch, error)
 	// Check inspects the backend for `cablecar doctor`: reachable, and the
 	// keys or tables where the watcher expects them. Each finding is one
-	// line a person can act on; an error is a problem, not a report.
+	// line a person can act on, naming the backend; a line holding
+	// "WARNING: " is shown as a warning. An error means the backend could
+	// not be inspected at all.
 	Check(ctx context.Context) ([]string, error)
 	// Close releases the watcher's connections.
 	Close() error

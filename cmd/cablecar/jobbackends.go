@@ -5,6 +5,7 @@ import (
 
 	"github.com/cablecar/cablecar/adapters/jobs"
 	"github.com/cablecar/cablecar/adapters/jobs/bullmq"
+	"github.com/cablecar/cablecar/adapters/jobs/celery"
 	"github.com/cablecar/cablecar/adapters/jobs/sidekiq"
 	"github.com/cablecar/cablecar/adapters/jobs/solidqueue"
 )
@@ -14,6 +15,7 @@ import (
 type jobBackendsConfig struct {
 	Sidekiq    sidekiq.Config
 	BullMQ     bullmq.Config
+	Celery     celery.Config
 	SolidQueue solidqueue.Config
 }
 
@@ -27,6 +29,9 @@ func jobBackends(cfg config) []jobBackend {
 		}},
 		{name: jobs.BullMQ, configured: b.BullMQ.Configured(), build: func(log *slog.Logger) (jobs.Watcher, error) {
 			return bullmq.New(b.BullMQ, log)
+		}},
+		{name: jobs.Celery, configured: b.Celery.Configured(), build: func(log *slog.Logger) (jobs.Watcher, error) {
+			return celery.New(b.Celery, log)
 		}},
 		{name: jobs.SolidQueue, configured: b.SolidQueue.Configured(), build: func(log *slog.Logger) (jobs.Watcher, error) {
 			return solidqueue.New(b.SolidQueue, log)
