@@ -21,6 +21,7 @@ const (
 	DefaultMaxEvents      = 2000
 	DefaultMaxHoles       = 256
 	DefaultMaxSeen        = 20000
+	DefaultRoundTimeout   = 30 * time.Second
 )
 
 // Config configures the Solid Queue watcher. The env tags lack the
@@ -62,6 +63,9 @@ type Config struct {
 	// MaxSeen caps the finished jobs remembered within the settle window,
 	// and the lost claims remembered (default 20000).
 	MaxSeen int
+	// RoundTimeout bounds one poll's queries, so that a database that
+	// stops answering (rather than refusing) is an error too (default 30s).
+	RoundTimeout time.Duration
 }
 
 // Configured reports whether c names a database at all, i.e. whether the
@@ -83,6 +87,7 @@ func (c Config) withDefaults() Config {
 	def(&c.PollInterval, DefaultPollInterval)
 	def(&c.AliveThreshold, DefaultAliveThreshold)
 	def(&c.Settle, DefaultSettle)
+	def(&c.RoundTimeout, DefaultRoundTimeout)
 	defInt(&c.MaxArgsBytes, DefaultMaxArgsBytes)
 	defInt(&c.MaxErrorBytes, DefaultMaxErrorBytes)
 	defInt(&c.BatchSize, DefaultBatchSize)
@@ -102,8 +107,8 @@ var prefixPattern = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*\.)?[A-Za-z_][A-
 // validate reports every problem of c (defaults applied) at once.
 func (c Config) validate() error {
 	var errs []error
-	if c.PollInterval < 0 || c.AliveThreshold < 0 || c.Settle < 0 {
-		errs = append(errs, errors.New("solid queue: poll interval, alive threshold and settle must not be negative"))
+	if c.PollInterval < 0 || c.AliveThreshold < 0 || c.Settle < 0 || c.RoundTimeout < 0 {
+		errs = append(errs, errors.New("solid queue: poll interval, alive threshold, settle and timeout must not be negative"))
 	}
 	if c.MaxArgsBytes < 0 || c.MaxErrorBytes < 0 || c.BatchSize < 0 || c.MaxEvents < 0 || c.MaxHoles < 0 || c.MaxSeen < 0 {
 		errs = append(errs, errors.New("solid queue: limits must not be negative"))

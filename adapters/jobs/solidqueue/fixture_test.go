@@ -34,6 +34,8 @@ var scenarios = []struct {
 	{name: "BadData", run: testBadData},
 	{name: "Limits", run: testLimits},
 	{name: "ClockAhead", run: testClockAhead},
+	{name: "ActiveJobFormat", run: testActiveJobFormat},
+	{name: "TablePrefix", run: testTablePrefix},
 	{name: "Check", run: testCheck},
 }
 
@@ -107,11 +109,23 @@ func newFixture(t *testing.T, kind string, pg *pgtest.Server, n int) *fixture {
 // schema loads testdata/schema_<kind>.sql, leaving out the tables named.
 func (f *fixture) schema(t *testing.T, without ...string) {
 	t.Helper()
+	f.loadSchema(t, "solid_queue_", without)
+}
+
+// schemaPrefixed loads the schema with prefix instead of solid_queue_.
+func (f *fixture) schemaPrefixed(t *testing.T, prefix string) {
+	t.Helper()
+	f.loadSchema(t, prefix, nil)
+}
+
+func (f *fixture) loadSchema(t *testing.T, prefix string, without []string) {
+	t.Helper()
 	b, err := os.ReadFile(filepath.Join("testdata", "schema_"+f.kind+".sql"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, stmt := range strings.Split(string(b), ";") {
+	text := strings.ReplaceAll(string(b), "solid_queue_", prefix)
+	for _, stmt := range strings.Split(text, ";") {
 		if strings.TrimSpace(stripComments(stmt)) == "" || mentionsAny(stmt, without) {
 			continue
 		}

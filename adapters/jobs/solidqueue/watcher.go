@@ -96,6 +96,8 @@ func (w *Watcher) Poll(ctx context.Context, cur []byte) (jobs.Batch, error) {
 		return jobs.Batch{Cursor: cur}, err
 	}
 	w.lastPoll = time.Now()
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.RoundTimeout)
+	defer cancel()
 	if cur == nil {
 		return w.startBatch(ctx)
 	}
