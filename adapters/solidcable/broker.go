@@ -20,6 +20,9 @@ const (
 	trimChance = 2
 )
 
+// maxConns bounds the broker's database connections.
+const maxConns = 4
+
 // Broker is the Solid Cable broker; it satisfies proxy.Broker. Create it
 // with New: the zero value is not usable. All methods are safe for
 // concurrent use. See the package documentation for the design.
@@ -97,8 +100,8 @@ func newBroker(cfg Config, db database, pool *sql.DB, logger *slog.Logger) *Brok
 	}
 	// The poller holds one connection and Publish the others; a few are
 	// plenty, and they keep the database's connection count low.
-	pool.SetMaxOpenConns(4)
-	pool.SetMaxIdleConns(4)
+	pool.SetMaxOpenConns(maxConns)
+	pool.SetMaxIdleConns(maxConns)
 	b := &Broker{
 		cfg:   cfg,
 		db:    db,

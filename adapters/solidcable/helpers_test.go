@@ -124,6 +124,20 @@ func (f *fixture) insertAt(t *testing.T, channel string, hash int64, payload []b
 	return id
 }
 
+// reconnect waits until the "app"'s pool works again after a restart, as
+// a Rails app's would: its old connections are dead.
+func (f *fixture) reconnect(t *testing.T) {
+	t.Helper()
+	var err error
+	for range 50 {
+		if _, err = f.raw.Exec("SELECT 1"); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("the app cannot reach the database again: %v", err)
+}
+
 // count returns the table's row count.
 func (f *fixture) count(t *testing.T) int {
 	t.Helper()

@@ -106,6 +106,12 @@ func (b *Broker) report(err error, cursor int64) {
 	if announce {
 		b.log.Error(desc.Error())
 	}
+	if announce && kind == unreachable {
+		// Idle connections to a database that went away are dead too;
+		// drop them so Publish dials afresh instead of failing on each.
+		b.pool.SetMaxIdleConns(0)
+		b.pool.SetMaxIdleConns(maxConns)
+	}
 }
 
 // loop is Run's polling state, owned by Run's goroutine.

@@ -321,6 +321,7 @@ func TestPostgresRestart(t *testing.T) {
 	pauses <- p
 	<-p.reached
 	f.pg.Restart(t)
+	f.reconnect(t)
 	for i := 2; i <= 4; i++ {
 		f.insert(t, "s", ChannelHash("s"), []byte(strconv.Itoa(i)))
 	}
