@@ -21,7 +21,7 @@ import (
 	"time"
 )
 
-// defaultShutdown is CABLECAR_SHUTDOWN_TIMEOUT's default (README, Settings).
+// defaultShutdown is CABLECAR_SHUTDOWN_TIMEOUT's default (docs/reference.md, Settings).
 const defaultShutdown = 30 * time.Second
 
 // yamlDocs decodes every document of a YAML file into out, a pointer to a
@@ -465,17 +465,17 @@ func TestSystemdUnit(t *testing.T) {
 }
 
 // TestSettingNamesAreReal checks that every CABLECAR_* name in deploy/ is
-// a row of the README's settings table.
+// a row of the settings table in docs/reference.md.
 func TestSettingNamesAreReal(t *testing.T) {
 	known := map[string]bool{}
 	row := regexp.MustCompile("^\\| `(CABLECAR_[A-Z0-9_]+)` \\|")
-	for _, line := range strings.Split(readFile(t, "../README.md"), "\n") {
+	for _, line := range strings.Split(readFile(t, "../docs/reference.md"), "\n") {
 		if m := row.FindStringSubmatch(line); m != nil {
 			known[m[1]] = true
 		}
 	}
 	if len(known) < 20 {
-		t.Fatalf("found only %d settings in README.md's table; has its format changed?", len(known))
+		t.Fatalf("found only %d settings in docs/reference.md's table; has its format changed?", len(known))
 	}
 	name := regexp.MustCompile(`CABLECAR_[A-Z0-9_]*[A-Z0-9]`)
 	used := 0
@@ -486,7 +486,7 @@ func TestSettingNamesAreReal(t *testing.T) {
 		for _, n := range name.FindAllString(readFile(t, path), -1) {
 			used++
 			if !known[n] {
-				t.Errorf("%s uses %s, which is not in README.md's settings table", path, n)
+				t.Errorf("%s uses %s, which is not in docs/reference.md's settings table", path, n)
 			}
 		}
 		return nil

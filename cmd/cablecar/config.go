@@ -67,9 +67,14 @@ func loadConfig(environ map[string]string) (config, error) {
 }
 
 // nameVariables rewrites env's per-field errors to name the variable a
-// person would set, e.g. "CABLECAR_PING_INTERVAL: invalid duration".
+// person would set, e.g. "CABLECAR_PING_INTERVAL: invalid duration". env
+// reports only the field's name; where several structs share it (URL,
+// PollInterval), every variable it may be is named.
 func nameVariables(err error, cfg *config) error {
-	vars := envNames(reflect.TypeOf(cfg).Elem())
+	vars := map[string][]string{}
+	for _, v := range envVars(reflect.TypeOf(cfg).Elem()) {
+		vars[v.field] = append(vars[v.field], v.name)
+	}
 	var agg env.AggregateError
 	if !errors.As(err, &agg) {
 		return err
@@ -77,30 +82,30 @@ func nameVariables(err error, cfg *config) error {
 	out := make([]error, 0, len(agg.Errors))
 	for _, e := range agg.Errors {
 		var pe env.ParseError
-		if errors.As(e, &pe) && vars[pe.Name] != "" {
-			e = fmt.Errorf("%s: %w", vars[pe.Name], pe.Err)
+		if errors.As(e, &pe) && len(vars[pe.Name]) > 0 {
+			e = fmt.Errorf("%s: %w", strings.Join(vars[pe.Name], " or "), pe.Err)
 		}
 		out = append(out, e)
 	}
 	return errors.Join(out...)
 }
 
-// envNames maps struct field names to their variables, nested structs
-// included.
-func envNames(t reflect.Type) map[string]string {
-	names := map[string]string{}
+// envVar is one setting: the struct field that holds it and its variable.
+type envVar struct{ field, name string }
+
+// envVars lists every setting of t, nested structs included.
+func envVars(t reflect.Type) []envVar {
+	var out []envVar
 	for f := range t.Fields() {
 		if f.Type.Kind() == reflect.Struct && f.Tag.Get("env") == "" {
-			for k, v := range envNames(f.Type) {
-				names[k] = v
-			}
+			out = append(out, envVars(f.Type)...)
 			continue
 		}
 		if tag, _, _ := strings.Cut(f.Tag.Get("env"), ","); tag != "" {
-			names[f.Name] = envPrefix + tag
+			out = append(out, envVar{field: f.Name, name: envPrefix + tag})
 		}
 	}
-	return names
+	return out
 }
 
 func trimList(list []string) []string {
