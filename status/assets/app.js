@@ -528,7 +528,7 @@ function renderJobs() {
       cell("Lag", `${num(j.lag_seconds).toFixed(1)} s`, "n"),
       numCell("Events/min", j.events_per_minute),
       cell("Events", counts.join(", ") || "none yet"),
-      cell("Unmapped classes", unmapped.length ? `${unmapped.join(", ")} (${grouped(num(j.unmapped))} events)` : "none", unmapped.length ? "bad" : ""),
+      cell("Unmapped classes", unmapped.length ? `${unmapped.join(", ")} (${grouped(num(j.unmapped))} ${num(j.unmapped) === 1 ? "event" : "events"} dropped)` : "none", unmapped.length ? "bad" : ""),
       cell("Last error", j.last_error || "none", j.last_error ? "detail bad" : "detail"),
     ])
   }))
