@@ -346,3 +346,45 @@ func TestPostgresRestart(t *testing.T) {
 		t.Errorf("recovery logged %d times, want once: %q", len(got), got)
 	}
 }
+
+// TestLateCommit makes two writers commit out of id order on PostgreSQL:
+// a transaction takes an id and commits after a later id was delivered.
+// The row is delivered once it commits, and nothing twice.
+func TestLateCommit(t *testing.T) {
+	f := startPostgres(t)
+	b := newTestBroker(t, f, brokerOpts{})
+	r := brokertest.NewRecorder(t)
+	r.Start(t, b)
+	b.Subscribe("s")
+	brokertest.WaitFor(t, settle, "active", func() bool { return r.Actives("s") == 1 })
+	tx, err := f.raw.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var early int64
+	if err := tx.QueryRow(database{kind: kindPostgres}.insertQuery()+" RETURNING id",
+		time.Now().UTC().Format(timeLayout), []byte("s"), []byte(`"early id, late commit"`), ChannelHash("s")).Scan(&early); err != nil {
+		t.Fatal(err)
+	}
+	late := f.insert(t, "s", ChannelHash("s"), []byte(`"later id, committed first"`))
+	if late <= early {
+		t.Fatalf("ids %d then %d: want the second larger", early, late)
+	}
+	r.WaitMessage(t, "s", 1, settle)
+	// Let the poll pass the later id before the early one commits.
+	polls := b.Stats().Polls
+	brokertest.WaitFor(t, settle, "two more polls", func() bool { return b.Stats().Polls >= polls+2 })
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.WaitMessage(t, "s", 2, settle); string(got) != `"early id, late commit"` {
+		t.Errorf("message 2 = %q", got)
+	}
+	f.insert(t, "s", ChannelHash("s"), []byte(`"last"`))
+	r.WaitMessage(t, "s", 3, settle)
+	time.Sleep(3 * pollEvery) // a duplicate would show up by now
+	if got := r.Messages("s"); len(got) != 3 {
+		t.Errorf("messages = %q, want 3, each once", got)
+	}
+}
