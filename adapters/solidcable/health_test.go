@@ -41,11 +41,7 @@ func TestMissingTable(t *testing.T) {
 			if r.Actives("s") != 0 {
 				t.Error("active before any poll could cover the stream")
 			}
-			schema := "schema_sqlite.sql"
-			if f.kind == kindPostgres {
-				schema = "schema_postgres.sql"
-			}
-			for stmt := range strings.SplitSeq(readSchema(t, schema), ";\n") {
+			for stmt := range strings.SplitSeq(readSchema(t, schemaFile[f.kind]), ";\n") {
 				if strings.TrimSpace(stmt) != "" {
 					if _, err := f.raw.Exec(stmt); err != nil {
 						t.Fatal(err)
@@ -135,7 +131,7 @@ func TestTrim(t *testing.T) {
 				}
 			}
 			var olds int
-			if err := f.raw.QueryRow("SELECT COUNT(*) FROM " + table + " WHERE payload = " + map[kind]string{kindPostgres: "'\"old\"'::bytea", kindSQLite: "CAST('\"old\"' AS BLOB)"}[f.kind]).Scan(&olds); err != nil {
+			if err := f.raw.QueryRow("SELECT COUNT(*) FROM " + table + " WHERE payload = " + map[kind]string{kindPostgres: "'\"old\"'::bytea", kindSQLite: "CAST('\"old\"' AS BLOB)", kindMySQL: "'\"old\"'"}[f.kind]).Scan(&olds); err != nil {
 				t.Fatal(err)
 			}
 			if olds != 0 {

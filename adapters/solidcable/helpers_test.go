@@ -43,7 +43,11 @@ type backend struct {
 var backends = []backend{
 	{"postgres", startPostgres},
 	{"sqlite", startSQLite},
+	{"mysql", startMySQL},
 }
+
+// schemaFile names each database's copy of Solid Cable's table.
+var schemaFile = map[kind]string{kindPostgres: "schema_postgres.sql", kindSQLite: "schema_sqlite.sql", kindMySQL: "schema_mysql.sql"}
 
 // startPostgres runs a real PostgreSQL with the table loaded.
 func startPostgres(t *testing.T) *fixture {

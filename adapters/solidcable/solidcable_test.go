@@ -148,8 +148,11 @@ func TestPublishWritesLikeSolidCable(t *testing.T) {
 
 // createdText selects created_at as text in the database's own form.
 func createdText(k kind) string {
-	if k == kindPostgres {
+	switch k {
+	case kindPostgres:
 		return `to_char(created_at, 'YYYY-MM-DD HH24:MI:SS.US')`
+	case kindMySQL:
+		return `DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f')`
 	}
 	return "created_at"
 }
