@@ -28,7 +28,7 @@ type config struct {
 	Redis redis.Config
 	// SolidCable reads broadcasts from Solid Cable's table (Rails 8).
 	SolidCable solidcable.Config
-	Admin admin.Config
+	Admin      admin.Config
 	// Upstream turns on sidecar proxy mode.
 	Upstream upstream.Config
 	Log      logConfig
