@@ -26,12 +26,13 @@ type config struct {
 	Proxy proxy.Config
 	Auth  auth.Config
 	Redis redis.Config
-	// SolidCable reads broadcasts from Solid Cable's table (Rails 8).
-	SolidCable solidcable.Config
-	Admin      admin.Config
+	Admin admin.Config
 	// Upstream turns on sidecar proxy mode.
 	Upstream upstream.Config
 	Log      logConfig
+
+	// SolidCable reads broadcasts from Solid Cable's table (Rails 8).
+	SolidCable solidcable.Config
 }
 
 // logConfig sets up log/slog.
