@@ -128,6 +128,27 @@ func (f *fixture) insertAt(t *testing.T, channel string, hash int64, payload []b
 	return id
 }
 
+// reset gives f an empty Solid Cable table, with ids from 1 again.
+func (f *fixture) reset(t *testing.T) {
+	t.Helper()
+	if _, err := f.raw.Exec("DROP TABLE IF EXISTS " + table); err != nil {
+		t.Fatal(err)
+	}
+	f.loadSchema(t)
+}
+
+// loadSchema creates Solid Cable's table.
+func (f *fixture) loadSchema(t *testing.T) {
+	t.Helper()
+	for stmt := range strings.SplitSeq(readSchema(t, schemaFile[f.kind]), ";\n") {
+		if stmt = strings.TrimRight(strings.TrimSpace(stmt), ";"); stmt != "" {
+			if _, err := f.raw.Exec(stmt); err != nil {
+				t.Fatalf("load %s: %v", schemaFile[f.kind], err)
+			}
+		}
+	}
+}
+
 // reconnect waits until the "app"'s pool works again after a restart, as
 // a Rails app's would: its old connections are dead.
 func (f *fixture) reconnect(t *testing.T) {
