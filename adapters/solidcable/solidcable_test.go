@@ -15,10 +15,10 @@ import (
 	"github.com/cablecar/cablecar/adapters/internal/brokertest"
 )
 
-// TestChannelHash checks ChannelHash against values Ruby computed with
+// TestSolidCableChannelHash checks ChannelHash against values Ruby computed with
 // Solid Cable's formula (testdata/channel_hash.tsv), and against a live
 // /usr/bin/ruby for channels made up now.
-func TestChannelHash(t *testing.T) {
+func TestSolidCableChannelHash(t *testing.T) {
 	for channel, want := range rubyHashes(t) {
 		if got := ChannelHash(channel); got != want {
 			t.Errorf("ChannelHash(%q) = %d, want %d (Ruby)", channel, got, want)
@@ -41,9 +41,9 @@ func TestChannelHash(t *testing.T) {
 	}
 }
 
-// TestBackends runs each check below on each real database, one server
+// TestSolidCableOnEachDatabase runs each check below on each real database, one server
 // per database and a fresh table per check.
-func TestBackends(t *testing.T) {
+func TestSolidCableOnEachDatabase(t *testing.T) {
 	checks := []struct {
 		name string
 		run  func(*testing.T, *fixture)
@@ -273,10 +273,10 @@ func testTwoBrokersOneDatabase(t *testing.T, f *fixture) {
 	}
 }
 
-// TestPostgresRestart kills PostgreSQL under a running broker: Health names
+// TestSolidCablePostgresRestart kills PostgreSQL under a running broker: Health names
 // the outage, it is logged once, and rows inserted after the restart but
 // before the broker polls again are all delivered, from the last id read.
-func TestPostgresRestart(t *testing.T) {
+func TestSolidCablePostgresRestart(t *testing.T) {
 	f := startPostgres(t)
 	logs := &logRecorder{}
 	b := newTestBroker(t, f, brokerOpts{log: slog.New(logs)})
@@ -354,10 +354,10 @@ func TestPostgresRestart(t *testing.T) {
 	}
 }
 
-// TestLateCommit makes two writers commit out of id order on PostgreSQL:
+// TestSolidCableLateCommit makes two writers commit out of id order on PostgreSQL:
 // a transaction takes an id and commits after a later id was delivered.
 // The row is delivered once it commits, and nothing twice.
-func TestLateCommit(t *testing.T) {
+func TestSolidCableLateCommit(t *testing.T) {
 	f := startPostgres(t)
 	b := newTestBroker(t, f, brokerOpts{})
 	r := brokertest.NewRecorder(t)
