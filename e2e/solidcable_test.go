@@ -219,3 +219,18 @@ func waitHealth(t *testing.T, sc *sidecar, status int, text string) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestSolidCableAndRedisBothSet checks cablecar refuses to guess when both
+// brokers are configured.
+func TestSolidCableAndRedisBothSet(t *testing.T) {
+	out, err := run(t, map[string]string{
+		"CABLECAR_REDIS_URL":       "redis://127.0.0.1:1",
+		"CABLECAR_SOLID_CABLE_URL": "sqlite3:///nonexistent/production_cable.sqlite3",
+		"CABLECAR_ALLOW_ANONYMOUS": "true",
+		"CABLECAR_ROUTES":          "public:ChatChannel=chat:{params.room}",
+		"CABLECAR_ADDR":            fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+	}, "serve")
+	if err == nil || !strings.Contains(out, "set only one of CABLECAR_REDIS_URL") || !strings.Contains(out, "CABLECAR_SOLID_CABLE_URL") {
+		t.Errorf("cablecar serve with both brokers: %v: %s", err, out)
+	}
+}

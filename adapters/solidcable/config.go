@@ -20,6 +20,7 @@ const (
 	DefaultMessageRetention = 24 * time.Hour
 	DefaultQueryTimeout     = 5 * time.Second
 	DefaultBatchSize        = 500
+	DefaultLateCommitWindow = 2 * time.Second
 )
 
 // Config configures the Solid Cable broker. The env tags lack the CABLECAR_
@@ -59,6 +60,11 @@ type Config struct {
 	// BatchSize caps the rows one poll reads; a full batch is followed at
 	// once by another poll (default 500).
 	BatchSize int
+	// LateCommitWindow is how long after a larger id was read a row may
+	// still become visible and be delivered: ids are handed out at insert
+	// and rows appear at commit, so concurrent writers commit out of id
+	// order (default 2s).
+	LateCommitWindow time.Duration
 }
 
 // Configured reports whether c names a database, i.e. whether the command
@@ -79,6 +85,9 @@ func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
 		c.BatchSize = DefaultBatchSize
 	}
+	if c.LateCommitWindow == 0 {
+		c.LateCommitWindow = DefaultLateCommitWindow
+	}
 	return c
 }
 
@@ -91,8 +100,8 @@ func (c Config) check() error {
 	if c.MessageRetention < 0 {
 		errs = append(errs, fmt.Errorf("CABLECAR_SOLID_CABLE_MESSAGE_RETENTION: %v is negative", c.MessageRetention))
 	}
-	if c.QueryTimeout < 0 || c.BatchSize < 0 {
-		errs = append(errs, errors.New("solid_cable: query timeout and batch size must not be negative"))
+	if c.QueryTimeout < 0 || c.BatchSize < 0 || c.LateCommitWindow < 0 {
+		errs = append(errs, errors.New("solid_cable: query timeout, batch size and late commit window must not be negative"))
 	}
 	return errors.Join(errs...)
 }

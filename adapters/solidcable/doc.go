@@ -8,9 +8,15 @@
 // indexed query per interval,
 //
 //	SELECT id, channel, payload FROM solid_cable_messages
-//	WHERE channel_hash IN (...) AND id > last ORDER BY id LIMIT n
+//	WHERE channel_hash IN (...) AND id > last AND id NOT IN (read)
+//	ORDER BY id LIMIT n
 //
-// and matches each row's channel exactly, since hashes may collide. A
+// and matches each row's channel exactly, since hashes may collide. Ids
+// are handed out at insert but rows appear at commit, so with concurrent
+// writers a smaller id can appear after a larger one was read (Solid
+// Cable's own listener then misses it): each poll rereads from where the
+// cursor was Config.LateCommitWindow (2s) ago, leaving out the ids it
+// already read there, so such a row is delivered, late, not lost. A
 // stream subscribed for the first time starts after the table's largest id
 // at that moment, as Solid Cable's listener does, and is reported active
 // once a completed poll covers it. The cursor only moves past rows that

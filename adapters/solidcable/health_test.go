@@ -12,56 +12,41 @@ import (
 	"github.com/cablecar/cablecar/adapters/internal/brokertest"
 )
 
-// TestMissingTable runs the broker on a database without Solid Cable's
+// testMissingTable runs the broker on a database without Solid Cable's
 // table: Health says what to run, logged once; once the table is created
 // the broker recovers on its own and delivers.
-func TestMissingTable(t *testing.T) {
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			f := be.start(t)
-			if _, err := f.raw.Exec("DROP TABLE " + table); err != nil {
-				t.Fatal(err)
-			}
-			logs := &logRecorder{}
-			b := newTestBroker(t, f, brokerOpts{log: slog.New(logs)})
-			r := brokertest.NewRecorder(t)
-			r.Start(t, b)
-			b.Subscribe("s")
-			var herr error
-			brokertest.WaitFor(t, settle, "Health to name the missing table", func() bool {
-				herr = b.Health(context.Background())
-				return herr != nil && strings.HasPrefix(herr.Error(), "solid_cable: table solid_cable_messages missing in ") &&
-					strings.Contains(herr.Error(), "run bin/rails solid_cable:install and bin/rails db:prepare")
-			})
-			t.Logf("Health: %v", herr)
-			if err := b.Publish(context.Background(), "s", []byte(`1`)); err == nil ||
-				!strings.Contains(err.Error(), "solid_cable_messages missing") {
-				t.Errorf("Publish without the table = %v", err)
-			}
-			if r.Actives("s") != 0 {
-				t.Error("active before any poll could cover the stream")
-			}
-			schema := "schema_sqlite.sql"
-			if f.kind == kindPostgres {
-				schema = "schema_postgres.sql"
-			}
-			for stmt := range strings.SplitSeq(readSchema(t, schema), ";\n") {
-				if strings.TrimSpace(stmt) != "" {
-					if _, err := f.raw.Exec(stmt); err != nil {
-						t.Fatal(err)
-					}
-				}
-			}
-			brokertest.WaitFor(t, settle, "active once the table exists", func() bool { return r.Actives("s") == 1 })
-			brokertest.WaitFor(t, settle, "Health nil", func() bool { return b.Health(context.Background()) == nil })
-			f.insert(t, "s", ChannelHash("s"), []byte(`"hello"`))
-			if got := r.WaitMessage(t, "s", 1, settle); string(got) != `"hello"` {
-				t.Errorf("got %q", got)
-			}
-			if got := logs.matching("missing"); len(got) != 1 {
-				t.Errorf("missing table logged %d times, want once: %q", len(got), got)
-			}
-		})
+func testMissingTable(t *testing.T, f *fixture) {
+	if _, err := f.raw.Exec("DROP TABLE " + table); err != nil {
+		t.Fatal(err)
+	}
+	logs := &logRecorder{}
+	b := newTestBroker(t, f, brokerOpts{log: slog.New(logs)})
+	r := brokertest.NewRecorder(t)
+	r.Start(t, b)
+	b.Subscribe("s")
+	var herr error
+	brokertest.WaitFor(t, settle, "Health to name the missing table", func() bool {
+		herr = b.Health(context.Background())
+		return herr != nil && strings.HasPrefix(herr.Error(), "solid_cable: table solid_cable_messages missing in ") &&
+			strings.Contains(herr.Error(), "run bin/rails solid_cable:install and bin/rails db:prepare")
+	})
+	t.Logf("Health: %v", herr)
+	if err := b.Publish(context.Background(), "s", []byte(`1`)); err == nil ||
+		!strings.Contains(err.Error(), "solid_cable_messages missing") {
+		t.Errorf("Publish without the table = %v", err)
+	}
+	if r.Actives("s") != 0 {
+		t.Error("active before any poll could cover the stream")
+	}
+	f.loadSchema(t)
+	brokertest.WaitFor(t, settle, "active once the table exists", func() bool { return r.Actives("s") == 1 })
+	brokertest.WaitFor(t, settle, "Health nil", func() bool { return b.Health(context.Background()) == nil })
+	f.insert(t, "s", ChannelHash("s"), []byte(`"hello"`))
+	if got := r.WaitMessage(t, "s", 1, settle); string(got) != `"hello"` {
+		t.Errorf("got %q", got)
+	}
+	if got := logs.matching("missing"); len(got) != 1 {
+		t.Errorf("missing table logged %d times, want once: %q", len(got), got)
 	}
 }
 
@@ -102,46 +87,41 @@ func TestHealthBeforeRun(t *testing.T) {
 	}
 }
 
-// TestTrim checks that rows are deleted only with Trim, as Solid Cable's
+// testTrim checks that rows are deleted only with Trim, as Solid Cable's
 // trim job deletes them: up to 100 rows older than the retention per trim,
 // never newer ones.
-func TestTrim(t *testing.T) {
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			f := be.start(t)
-			old := time.Now().Add(-48 * time.Hour)
-			for range 150 {
-				f.insertAt(t, "s", ChannelHash("s"), []byte(`"old"`), old)
-			}
-			for range 3 {
-				f.insert(t, "s", ChannelHash("s"), []byte(`"new"`))
-			}
-			off := newTestBroker(t, f, brokerOpts{})
-			off.trimRoll = func() bool { return true }
-			if err := off.Publish(context.Background(), "s", []byte(`"p"`)); err != nil {
-				t.Fatal(err)
-			}
-			if n := f.count(t); n != 154 {
-				t.Fatalf("without Trim: %d rows, want all 154", n)
-			}
-			on := newTestBroker(t, f, brokerOpts{trim: true})
-			on.trimRoll = func() bool { return true }
-			for i, want := range []int{55, 6, 7} { // +1 row per Publish, -100 old per trim
-				if err := on.Publish(context.Background(), "s", []byte(`"p"`)); err != nil {
-					t.Fatal(err)
-				}
-				if n := f.count(t); n != want {
-					t.Errorf("after trim %d: %d rows, want %d", i+1, n, want)
-				}
-			}
-			var olds int
-			if err := f.raw.QueryRow("SELECT COUNT(*) FROM " + table + " WHERE payload = " + map[kind]string{kindPostgres: "'\"old\"'::bytea", kindSQLite: "CAST('\"old\"' AS BLOB)"}[f.kind]).Scan(&olds); err != nil {
-				t.Fatal(err)
-			}
-			if olds != 0 {
-				t.Errorf("%d old rows left", olds)
-			}
-		})
+func testTrim(t *testing.T, f *fixture) {
+	old := time.Now().Add(-48 * time.Hour)
+	for range 150 {
+		f.insertAt(t, "s", ChannelHash("s"), []byte(`"old"`), old)
+	}
+	for range 3 {
+		f.insert(t, "s", ChannelHash("s"), []byte(`"new"`))
+	}
+	off := newTestBroker(t, f, brokerOpts{})
+	off.trimRoll = func() bool { return true }
+	if err := off.Publish(context.Background(), "s", []byte(`"p"`)); err != nil {
+		t.Fatal(err)
+	}
+	if n := f.count(t); n != 154 {
+		t.Fatalf("without Trim: %d rows, want all 154", n)
+	}
+	on := newTestBroker(t, f, brokerOpts{trim: true})
+	on.trimRoll = func() bool { return true }
+	for i, want := range []int{55, 6, 7} { // +1 row per Publish, -100 old per trim
+		if err := on.Publish(context.Background(), "s", []byte(`"p"`)); err != nil {
+			t.Fatal(err)
+		}
+		if n := f.count(t); n != want {
+			t.Errorf("after trim %d: %d rows, want %d", i+1, n, want)
+		}
+	}
+	var olds int
+	if err := f.raw.QueryRow("SELECT COUNT(*) FROM " + table + " WHERE payload = " + map[kind]string{kindPostgres: "'\"old\"'::bytea", kindSQLite: "CAST('\"old\"' AS BLOB)", kindMySQL: "'\"old\"'"}[f.kind]).Scan(&olds); err != nil {
+		t.Fatal(err)
+	}
+	if olds != 0 {
+		t.Errorf("%d old rows left", olds)
 	}
 }
 

@@ -43,7 +43,11 @@ type backend struct {
 var backends = []backend{
 	{"postgres", startPostgres},
 	{"sqlite", startSQLite},
+	{"mysql", startMySQL},
 }
+
+// schemaFile names each database's copy of Solid Cable's table.
+var schemaFile = map[kind]string{kindPostgres: "schema_postgres.sql", kindSQLite: "schema_sqlite.sql", kindMySQL: "schema_mysql.sql"}
 
 // startPostgres runs a real PostgreSQL with the table loaded.
 func startPostgres(t *testing.T) *fixture {
@@ -122,6 +126,27 @@ func (f *fixture) insertAt(t *testing.T, channel string, hash int64, payload []b
 		t.Fatalf("insert like Solid Cable: %v", err)
 	}
 	return id
+}
+
+// reset gives f an empty Solid Cable table, with ids from 1 again.
+func (f *fixture) reset(t *testing.T) {
+	t.Helper()
+	if _, err := f.raw.Exec("DROP TABLE IF EXISTS " + table); err != nil {
+		t.Fatal(err)
+	}
+	f.loadSchema(t)
+}
+
+// loadSchema creates Solid Cable's table.
+func (f *fixture) loadSchema(t *testing.T) {
+	t.Helper()
+	for stmt := range strings.SplitSeq(readSchema(t, schemaFile[f.kind]), ";\n") {
+		if stmt = strings.TrimRight(strings.TrimSpace(stmt), ";"); stmt != "" {
+			if _, err := f.raw.Exec(stmt); err != nil {
+				t.Fatalf("load %s: %v", schemaFile[f.kind], err)
+			}
+		}
+	}
 }
 
 // reconnect waits until the "app"'s pool works again after a restart, as

@@ -50,7 +50,8 @@ func (b *Broker) Run(ctx context.Context, deliver func(stream string, payload []
 	defer stop()
 
 	l := &loop{b: b, deliver: deliver, active: active, subs: map[string]*sub{},
-		byChannel: map[string]*sub{}, fresh: map[string]*sub{}, unacked: map[string]uint64{}}
+		byChannel: map[string]*sub{}, fresh: map[string]*sub{}, unacked: map[string]uint64{},
+		seen: map[int64]struct{}{}}
 	wait := b.cfg.PollingInterval
 	for {
 		qctx, qcancel := context.WithTimeout(ctx, b.cfg.QueryTimeout)
@@ -120,9 +121,16 @@ type loop struct {
 	deliver func(stream string, payload []byte)
 	active  func(stream string)
 
-	cursor  int64           // every row up to this id has been read
-	started bool            // cursor holds the table's last id at Run's start, or later
-	subs    map[string]*sub // by stream
+	cursor  int64 // the largest id read
+	started bool  // cursor holds the table's last id at Run's start, or later
+	// Ids are handed out before commit, so a row can become visible after
+	// a larger id was read (two writers racing). Polls therefore reread
+	// from lowWater, the cursor as it was LateCommitWindow ago, leaving
+	// out the ids already read there (seen).
+	lowWater int64
+	seen     map[int64]struct{}
+	marks    []mark          // the cursor after each recent poll, oldest first
+	subs     map[string]*sub // by stream
 	// byChannel indexes subs by their channel column value.
 	byChannel map[string]*sub
 	// fresh are subs whose starting id is not known yet.
@@ -131,6 +139,12 @@ type loop struct {
 	// once a poll completes.
 	unacked map[string]uint64
 	hashes  []int64 // distinct hashes of subs; nil when they changed
+}
+
+// mark is the cursor after one poll.
+type mark struct {
+	at     time.Time
+	cursor int64
 }
 
 // sub is one subscribed stream.
@@ -154,6 +168,8 @@ func (l *loop) cycle(ctx context.Context) (more bool, err error) {
 		if !l.started || len(l.subs) == 0 {
 			// Nobody listened to what lies before last: skip it.
 			l.cursor, l.started = max(l.cursor, last), true
+			l.lowWater, l.marks = l.cursor, l.marks[:0]
+			clear(l.seen)
 		}
 		for s, sb := range l.fresh {
 			sb.from = last
@@ -198,9 +214,9 @@ func (l *loop) applyChanges() {
 	clear(b.dirty)
 }
 
-// read runs the poll query and delivers the matching rows, moving the
-// cursor past each row read (so a failure midway loses nothing and
-// repeats nothing). It returns the number of rows read.
+// read runs the poll query and delivers the matching rows it has not read
+// before, recording each as it goes (so a failure midway loses nothing
+// and repeats nothing). It returns the number of rows read.
 func (l *loop) read(ctx context.Context) (int, error) {
 	if l.hashes == nil {
 		seen := make(map[int64]struct{}, len(l.subs))
@@ -212,7 +228,11 @@ func (l *loop) read(ctx context.Context) (int, error) {
 			}
 		}
 	}
-	query, args := l.b.db.pollQuery(l.hashes, l.cursor, l.b.cfg.BatchSize)
+	seen := make([]int64, 0, len(l.seen))
+	for id := range l.seen {
+		seen = append(seen, id)
+	}
+	query, args := l.b.db.pollQuery(l.hashes, l.lowWater, seen, l.b.cfg.BatchSize)
 	rows, err := l.b.pool.QueryContext(ctx, query, args...)
 	if err != nil {
 		return 0, fmt.Errorf("poll: %w", err)
@@ -226,6 +246,7 @@ func (l *loop) read(ctx context.Context) (int, error) {
 			return n, fmt.Errorf("poll: read row: %w", err)
 		}
 		n++
+		l.seen[id] = struct{}{}
 		l.cursor = max(l.cursor, id)
 		// A different channel with the same hash, or a row from before
 		// the stream was subscribed, is skipped.
@@ -237,7 +258,30 @@ func (l *loop) read(ctx context.Context) (int, error) {
 	if err := rows.Err(); err != nil {
 		return n, fmt.Errorf("poll: %w", err)
 	}
+	l.advance(time.Now())
 	return n, nil
+}
+
+// advance records the cursor after a poll and moves lowWater up to the
+// cursor of the newest poll older than LateCommitWindow, forgetting the
+// ids read below it.
+func (l *loop) advance(now time.Time) {
+	l.marks = append(l.marks, mark{now, l.cursor})
+	cut := now.Add(-l.b.cfg.LateCommitWindow)
+	i := 0
+	for i < len(l.marks) && !l.marks[i].at.After(cut) {
+		l.lowWater = l.marks[i].cursor
+		i++
+	}
+	if i == 0 {
+		return
+	}
+	l.marks = append(l.marks[:0], l.marks[i:]...)
+	for id := range l.seen {
+		if id <= l.lowWater {
+			delete(l.seen, id)
+		}
+	}
 }
 
 // acknowledge calls active for every stream whose latest Subscribe the

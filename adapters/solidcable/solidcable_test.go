@@ -15,10 +15,10 @@ import (
 	"github.com/cablecar/cablecar/adapters/internal/brokertest"
 )
 
-// TestChannelHash checks ChannelHash against values Ruby computed with
+// TestSolidCableChannelHash checks ChannelHash against values Ruby computed with
 // Solid Cable's formula (testdata/channel_hash.tsv), and against a live
 // /usr/bin/ruby for channels made up now.
-func TestChannelHash(t *testing.T) {
+func TestSolidCableChannelHash(t *testing.T) {
 	for channel, want := range rubyHashes(t) {
 		if got := ChannelHash(channel); got != want {
 			t.Errorf("ChannelHash(%q) = %d, want %d (Ruby)", channel, got, want)
@@ -41,235 +41,242 @@ func TestChannelHash(t *testing.T) {
 	}
 }
 
-func TestContract(t *testing.T) {
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			f := be.start(t)
-			brokertest.Contract(t, func(tb testing.TB) brokertest.Broker {
-				return newTestBroker(tb, f, brokerOpts{})
-			}, settle)
-		})
+// TestSolidCableOnEachDatabase runs each check below on each real database, one server
+// per database and a fresh table per check.
+func TestSolidCableOnEachDatabase(t *testing.T) {
+	checks := []struct {
+		name string
+		run  func(*testing.T, *fixture)
+	}{
+		{"Contract", testContract},
+		{"DeliverWhatRailsInserts", testDeliverWhatRailsInserts},
+		{"PublishWritesLikeSolidCable", testPublishWritesLikeSolidCable},
+		{"OnePollQueryForAnyNumberOfStreams", testOnePollQueryForAnyNumberOfStreams},
+		{"TwoBrokersOneDatabase", testTwoBrokersOneDatabase},
+		{"MissingTable", testMissingTable},
+		{"Trim", testTrim},
 	}
-}
-
-// TestDeliverWhatRailsInserts inserts rows the way Solid Cable does, from
-// another connection and with Ruby's channel_hash, and checks the exact
-// payloads arrive under the stream name, prefix or not; rows from before
-// the subscription, of other channels and of another prefix are not
-// delivered, nor a row of another channel that carries the same hash.
-func TestDeliverWhatRailsInserts(t *testing.T) {
-	hashes := rubyHashes(t)
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
 			f := be.start(t)
-			for _, prefix := range []string{"", "myapp_production"} {
-				t.Run(fmt.Sprintf("prefix=%q", prefix), func(t *testing.T) {
-					const stream = "chat:room:lobby"
-					channel := stream
-					if prefix != "" {
-						channel = prefix + ":" + stream
-					}
-					hash, ok := hashes[channel]
-					if !ok {
-						t.Fatalf("no Ruby vector for %q", channel)
-					}
-					f.insert(t, channel, hash, []byte(`"before the subscription"`))
-					b := newTestBroker(t, f, brokerOpts{prefix: prefix})
-					r := brokertest.NewRecorder(t)
-					r.Start(t, b)
-					b.Subscribe(stream)
-					brokertest.WaitFor(t, settle, "active", func() bool { return r.Actives(stream) == 1 })
-
-					turbo := []byte(`"\u003cturbo-stream action=\"remove\" target=\"document_123\"\u003e\u003c/turbo-stream\u003e"`)
-					f.insert(t, channel, hash, turbo)
-					f.insert(t, "otherapp:"+stream, ChannelHash("otherapp:"+stream), []byte(`"other prefix"`))
-					f.insert(t, "x:y:z:", hashes["x:y:z:"], []byte(`"other channel"`))
-					f.insert(t, "impostor", hash, []byte(`"same hash, other channel"`))
-					big := bytes.Repeat([]byte("ü"), 100_000) // beyond NOTIFY's 8 kB
-					f.insert(t, channel, hash, big)
-					if got := r.WaitMessage(t, stream, 1, settle); !bytes.Equal(got, turbo) {
-						t.Errorf("message 1 = %q, want %q", got, turbo)
-					}
-					if got := r.WaitMessage(t, stream, 2, settle); !bytes.Equal(got, big) {
-						t.Errorf("message 2: %d bytes, want the %d inserted", len(got), len(big))
-					}
-					// A last row proves the poll passed the skipped ones.
-					f.insert(t, channel, hash, []byte(`{"last":true}`))
-					r.WaitMessage(t, stream, 3, settle)
-					if got := r.Messages(stream); len(got) != 3 || string(got[2]) != `{"last":true}` {
-						t.Errorf("messages = %q, want exactly the 3 inserted after active", got)
-					}
-					if got := r.Streams(); len(got) != 1 {
-						t.Errorf("deliver called for %q, want only %q", got, stream)
-					}
+			for _, c := range checks {
+				t.Run(c.name, func(t *testing.T) {
+					f.reset(t)
+					c.run(t, f)
 				})
 			}
 		})
 	}
 }
 
-// TestPublishWritesLikeSolidCable publishes and reads the row back: the
-// channel with its prefix, Ruby's hash, the exact payload, and created_at
-// in Active Record's UTC form.
-func TestPublishWritesLikeSolidCable(t *testing.T) {
+// testContract runs the contract every broker passes.
+func testContract(t *testing.T, f *fixture) {
+	brokertest.Contract(t, func(tb testing.TB) brokertest.Broker {
+		return newTestBroker(tb, f, brokerOpts{})
+	}, settle)
+}
+
+// testDeliverWhatRailsInserts inserts rows the way Solid Cable does, from
+// another connection and with Ruby's channel_hash, and checks the exact
+// payloads arrive under the stream name, prefix or not; rows from before
+// the subscription, of other channels and of another prefix are not
+// delivered, nor a row of another channel that carries the same hash.
+func testDeliverWhatRailsInserts(t *testing.T, f *fixture) {
 	hashes := rubyHashes(t)
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			f := be.start(t)
-			b := newTestBroker(t, f, brokerOpts{prefix: "myapp_production"})
-			before := time.Now().UTC().Add(-time.Second)
-			payload := []byte{'"', 0, 0xff, '"'}
-			if err := b.Publish(context.Background(), "chat:room:lobby", payload); err != nil {
-				t.Fatal(err)
+	for _, prefix := range []string{"", "myapp_production"} {
+		t.Run(fmt.Sprintf("prefix=%q", prefix), func(t *testing.T) {
+			const stream = "chat:room:lobby"
+			channel := stream
+			if prefix != "" {
+				channel = prefix + ":" + stream
 			}
-			var channel, got []byte
-			var hash int64
-			var created string
-			q := "SELECT channel, payload, channel_hash, " + createdText(f.kind) + " FROM " + table
-			if err := f.raw.QueryRow(q).Scan(&channel, &got, &hash, &created); err != nil {
-				t.Fatal(err)
+			hash, ok := hashes[channel]
+			if !ok {
+				t.Fatalf("no Ruby vector for %q", channel)
 			}
-			if string(channel) != "myapp_production:chat:room:lobby" || !bytes.Equal(got, payload) {
-				t.Errorf("row = %q, %q", channel, got)
+			f.insert(t, channel, hash, []byte(`"before the subscription"`))
+			b := newTestBroker(t, f, brokerOpts{prefix: prefix})
+			r := brokertest.NewRecorder(t)
+			r.Start(t, b)
+			b.Subscribe(stream)
+			brokertest.WaitFor(t, settle, "active", func() bool { return r.Actives(stream) == 1 })
+
+			turbo := []byte(`"\u003cturbo-stream action=\"remove\" target=\"document_123\"\u003e\u003c/turbo-stream\u003e"`)
+			f.insert(t, channel, hash, turbo)
+			f.insert(t, "otherapp:"+stream, ChannelHash("otherapp:"+stream), []byte(`"other prefix"`))
+			f.insert(t, "x:y:z:", hashes["x:y:z:"], []byte(`"other channel"`))
+			f.insert(t, "impostor", hash, []byte(`"same hash, other channel"`))
+			big := bytes.Repeat([]byte("ü"), 100_000) // beyond NOTIFY's 8 kB
+			f.insert(t, channel, hash, big)
+			if got := r.WaitMessage(t, stream, 1, settle); !bytes.Equal(got, turbo) {
+				t.Errorf("message 1 = %q, want %q", got, turbo)
 			}
-			if want := hashes["myapp_production:chat:room:lobby"]; hash != want {
-				t.Errorf("channel_hash = %d, want Ruby's %d", hash, want)
+			if got := r.WaitMessage(t, stream, 2, settle); !bytes.Equal(got, big) {
+				t.Errorf("message 2: %d bytes, want the %d inserted", len(got), len(big))
 			}
-			if !regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$`).MatchString(created) {
-				t.Errorf("created_at = %q, want Active Record's form", created)
+			// A last row proves the poll passed the skipped ones.
+			f.insert(t, channel, hash, []byte(`{"last":true}`))
+			r.WaitMessage(t, stream, 3, settle)
+			if got := r.Messages(stream); len(got) != 3 || string(got[2]) != `{"last":true}` {
+				t.Errorf("messages = %q, want exactly the 3 inserted after active", got)
 			}
-			at, err := time.Parse(timeLayout, created)
-			if err != nil || at.Before(before) || at.After(time.Now().UTC().Add(time.Second)) {
-				t.Errorf("created_at = %q (%v), want about now in UTC", created, err)
+			if got := r.Streams(); len(got) != 1 {
+				t.Errorf("deliver called for %q, want only %q", got, stream)
 			}
 		})
+	}
+}
+
+// testPublishWritesLikeSolidCable publishes and reads the row back: the
+// channel with its prefix, Ruby's hash, the exact payload, and created_at
+// in Active Record's UTC form.
+func testPublishWritesLikeSolidCable(t *testing.T, f *fixture) {
+	hashes := rubyHashes(t)
+	b := newTestBroker(t, f, brokerOpts{prefix: "myapp_production"})
+	before := time.Now().UTC().Add(-time.Second)
+	payload := []byte{'"', 0, 0xff, '"'}
+	if err := b.Publish(context.Background(), "chat:room:lobby", payload); err != nil {
+		t.Fatal(err)
+	}
+	var channel, got []byte
+	var hash int64
+	var created string
+	q := "SELECT channel, payload, channel_hash, " + createdText(f.kind) + " FROM " + table
+	if err := f.raw.QueryRow(q).Scan(&channel, &got, &hash, &created); err != nil {
+		t.Fatal(err)
+	}
+	if string(channel) != "myapp_production:chat:room:lobby" || !bytes.Equal(got, payload) {
+		t.Errorf("row = %q, %q", channel, got)
+	}
+	if want := hashes["myapp_production:chat:room:lobby"]; hash != want {
+		t.Errorf("channel_hash = %d, want Ruby's %d", hash, want)
+	}
+	if !regexp.MustCompile(`^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}$`).MatchString(created) {
+		t.Errorf("created_at = %q, want Active Record's form", created)
+	}
+	at, err := time.Parse(timeLayout, created)
+	if err != nil || at.Before(before) || at.After(time.Now().UTC().Add(time.Second)) {
+		t.Errorf("created_at = %q (%v), want about now in UTC", created, err)
 	}
 }
 
 // createdText selects created_at as text in the database's own form.
 func createdText(k kind) string {
-	if k == kindPostgres {
+	switch k {
+	case kindPostgres:
 		return `to_char(created_at, 'YYYY-MM-DD HH24:MI:SS.US')`
+	case kindMySQL:
+		return `DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f')`
 	}
 	return "created_at"
 }
 
-// TestOnePollQueryForAnyNumberOfStreams counts the statements the broker
+// testOnePollQueryForAnyNumberOfStreams counts the statements the broker
 // sends (in a wrapping driver) and checks each poll is exactly one query,
 // whether 1 or 1,000 streams are subscribed, once they are active.
-func TestOnePollQueryForAnyNumberOfStreams(t *testing.T) {
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			f := be.start(t)
-			for _, n := range []int{1, 1000} {
-				t.Run(strconv.Itoa(n), func(t *testing.T) {
-					var c queryCounter
-					b := newTestBroker(t, f, brokerOpts{counter: &c})
-					type snap struct{ polls, maxIDs, other int64 }
-					snaps := make(chan snap, 1000)
-					b.afterPoll = func(err error) {
-						if err == nil {
-							snaps <- snap{c.polls.Load(), c.maxIDs.Load(), c.other.Load()}
-						}
-					}
-					r := brokertest.NewRecorder(t)
-					for i := range n {
-						b.Subscribe(fmt.Sprintf("s:%d", i))
-					}
-					r.Start(t, b)
-					brokertest.WaitFor(t, settle, "all active", func() bool {
-						for i := range n {
-							if r.Actives(fmt.Sprintf("s:%d", i)) == 0 {
-								return false
-							}
-						}
-						return true
-					})
-					last := fmt.Sprintf("s:%d", n-1)
-					id := f.insert(t, last, ChannelHash(last), []byte(`"x"`))
-					r.WaitMessage(t, last, 1, settle)
-					// Discard polls up to now, then compare neighbours.
-					for len(snaps) > 0 {
-						<-snaps
-					}
-					prev := <-snaps
-					for range 5 {
-						cur := <-snaps
-						if d := (snap{cur.polls - prev.polls, cur.maxIDs - prev.maxIDs, cur.other - prev.other}); d != (snap{1, 0, 0}) {
-							t.Errorf("one poll with %d streams sent %d poll queries, %d max-id queries, %d others; want exactly 1 poll query",
-								n, d.polls, d.maxIDs, d.other)
-						}
-						prev = cur
-					}
-					if id <= 0 {
-						t.Errorf("insert id %d", id)
-					}
-				})
+func testOnePollQueryForAnyNumberOfStreams(t *testing.T, f *fixture) {
+	for _, n := range []int{1, 1000} {
+		t.Run(strconv.Itoa(n), func(t *testing.T) {
+			var c queryCounter
+			b := newTestBroker(t, f, brokerOpts{counter: &c})
+			type snap struct{ polls, maxIDs, other int64 }
+			snaps := make(chan snap, 1000)
+			b.afterPoll = func(err error) {
+				if err == nil {
+					snaps <- snap{c.polls.Load(), c.maxIDs.Load(), c.other.Load()}
+				}
 			}
-		})
-	}
-}
-
-// TestTwoBrokersOneDatabase runs two brokers, as two cablecar nodes, over
-// one database: each delivers every message once to its own subscribers.
-func TestTwoBrokersOneDatabase(t *testing.T) {
-	for _, be := range backends {
-		t.Run(be.name, func(t *testing.T) {
-			f := be.start(t)
-			a, b := newTestBroker(t, f, brokerOpts{}), newTestBroker(t, f, brokerOpts{})
-			ra, rb := brokertest.NewRecorder(t), brokertest.NewRecorder(t)
-			ra.Start(t, a)
-			rb.Start(t, b)
-			a.Subscribe("shared")
-			a.Subscribe("only-a")
-			b.Subscribe("shared")
-			brokertest.WaitFor(t, settle, "active", func() bool {
-				return ra.Actives("shared") == 1 && ra.Actives("only-a") == 1 && rb.Actives("shared") == 1
+			r := brokertest.NewRecorder(t)
+			for i := range n {
+				b.Subscribe(fmt.Sprintf("s:%d", i))
+			}
+			r.Start(t, b)
+			brokertest.WaitFor(t, settle, "all active", func() bool {
+				for i := range n {
+					if r.Actives(fmt.Sprintf("s:%d", i)) == 0 {
+						return false
+					}
+				}
+				return true
 			})
-			var want [][]byte
-			for i := range 30 {
-				p := fmt.Appendf(nil, `{"n":%d}`, i)
-				want = append(want, p)
-				var err error
-				switch i % 3 {
-				case 0:
-					err = a.Publish(context.Background(), "shared", p)
-				case 1:
-					err = b.Publish(context.Background(), "shared", p)
-				default:
-					f.insert(t, "shared", ChannelHash("shared"), p)
-				}
-				if err != nil {
-					t.Fatal(err)
-				}
+			last := fmt.Sprintf("s:%d", n-1)
+			id := f.insert(t, last, ChannelHash(last), []byte(`"x"`))
+			r.WaitMessage(t, last, 1, settle)
+			// Discard polls up to now, then compare neighbours.
+			for len(snaps) > 0 {
+				<-snaps
 			}
-			if err := b.Publish(context.Background(), "only-a", []byte(`"a"`)); err != nil {
-				t.Fatal(err)
-			}
-			ra.WaitMessage(t, "only-a", 1, settle)
-			for name, r := range map[string]*brokertest.Recorder{"a": ra, "b": rb} {
-				r.WaitMessage(t, "shared", len(want), settle)
-				if got := r.Messages("shared"); len(got) != len(want) {
-					t.Errorf("node %s: %d messages, want %d", name, len(got), len(want))
-				} else {
-					for i := range want {
-						if !bytes.Equal(got[i], want[i]) {
-							t.Errorf("node %s: message %d = %q, want %q (in order)", name, i, got[i], want[i])
-						}
-					}
+			prev := <-snaps
+			for range 5 {
+				cur := <-snaps
+				if d := (snap{cur.polls - prev.polls, cur.maxIDs - prev.maxIDs, cur.other - prev.other}); d != (snap{1, 0, 0}) {
+					t.Errorf("one poll with %d streams sent %d poll queries, %d max-id queries, %d others; want exactly 1 poll query",
+						n, d.polls, d.maxIDs, d.other)
 				}
+				prev = cur
 			}
-			if got := rb.Messages("only-a"); len(got) != 0 {
-				t.Errorf("node b delivered %q on a stream it never subscribed", got)
+			if id <= 0 {
+				t.Errorf("insert id %d", id)
 			}
 		})
 	}
 }
 
-// TestPostgresRestart kills PostgreSQL under a running broker: Health names
+// testTwoBrokersOneDatabase runs two brokers, as two cablecar nodes, over
+// one database: each delivers every message once to its own subscribers.
+func testTwoBrokersOneDatabase(t *testing.T, f *fixture) {
+	a, b := newTestBroker(t, f, brokerOpts{}), newTestBroker(t, f, brokerOpts{})
+	ra, rb := brokertest.NewRecorder(t), brokertest.NewRecorder(t)
+	ra.Start(t, a)
+	rb.Start(t, b)
+	a.Subscribe("shared")
+	a.Subscribe("only-a")
+	b.Subscribe("shared")
+	brokertest.WaitFor(t, settle, "active", func() bool {
+		return ra.Actives("shared") == 1 && ra.Actives("only-a") == 1 && rb.Actives("shared") == 1
+	})
+	var want [][]byte
+	for i := range 30 {
+		p := fmt.Appendf(nil, `{"n":%d}`, i)
+		want = append(want, p)
+		var err error
+		switch i % 3 {
+		case 0:
+			err = a.Publish(context.Background(), "shared", p)
+		case 1:
+			err = b.Publish(context.Background(), "shared", p)
+		default:
+			f.insert(t, "shared", ChannelHash("shared"), p)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Publish(context.Background(), "only-a", []byte(`"a"`)); err != nil {
+		t.Fatal(err)
+	}
+	ra.WaitMessage(t, "only-a", 1, settle)
+	for name, r := range map[string]*brokertest.Recorder{"a": ra, "b": rb} {
+		r.WaitMessage(t, "shared", len(want), settle)
+		if got := r.Messages("shared"); len(got) != len(want) {
+			t.Errorf("node %s: %d messages, want %d", name, len(got), len(want))
+		} else {
+			for i := range want {
+				if !bytes.Equal(got[i], want[i]) {
+					t.Errorf("node %s: message %d = %q, want %q (in order)", name, i, got[i], want[i])
+				}
+			}
+		}
+	}
+	if got := rb.Messages("only-a"); len(got) != 0 {
+		t.Errorf("node b delivered %q on a stream it never subscribed", got)
+	}
+}
+
+// TestSolidCablePostgresRestart kills PostgreSQL under a running broker: Health names
 // the outage, it is logged once, and rows inserted after the restart but
 // before the broker polls again are all delivered, from the last id read.
-func TestPostgresRestart(t *testing.T) {
+func TestSolidCablePostgresRestart(t *testing.T) {
 	f := startPostgres(t)
 	logs := &logRecorder{}
 	b := newTestBroker(t, f, brokerOpts{log: slog.New(logs)})
@@ -344,5 +351,47 @@ func TestPostgresRestart(t *testing.T) {
 	}
 	if got := logs.matching("polling works again"); len(got) != 1 {
 		t.Errorf("recovery logged %d times, want once: %q", len(got), got)
+	}
+}
+
+// TestSolidCableLateCommit makes two writers commit out of id order on PostgreSQL:
+// a transaction takes an id and commits after a later id was delivered.
+// The row is delivered once it commits, and nothing twice.
+func TestSolidCableLateCommit(t *testing.T) {
+	f := startPostgres(t)
+	b := newTestBroker(t, f, brokerOpts{})
+	r := brokertest.NewRecorder(t)
+	r.Start(t, b)
+	b.Subscribe("s")
+	brokertest.WaitFor(t, settle, "active", func() bool { return r.Actives("s") == 1 })
+	tx, err := f.raw.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback()
+	var early int64
+	if err := tx.QueryRow(database{kind: kindPostgres}.insertQuery()+" RETURNING id",
+		time.Now().UTC().Format(timeLayout), []byte("s"), []byte(`"early id, late commit"`), ChannelHash("s")).Scan(&early); err != nil {
+		t.Fatal(err)
+	}
+	late := f.insert(t, "s", ChannelHash("s"), []byte(`"later id, committed first"`))
+	if late <= early {
+		t.Fatalf("ids %d then %d: want the second larger", early, late)
+	}
+	r.WaitMessage(t, "s", 1, settle)
+	// Let the poll pass the later id before the early one commits.
+	polls := b.Stats().Polls
+	brokertest.WaitFor(t, settle, "two more polls", func() bool { return b.Stats().Polls >= polls+2 })
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got := r.WaitMessage(t, "s", 2, settle); string(got) != `"early id, late commit"` {
+		t.Errorf("message 2 = %q", got)
+	}
+	f.insert(t, "s", ChannelHash("s"), []byte(`"last"`))
+	r.WaitMessage(t, "s", 3, settle)
+	time.Sleep(3 * pollEvery) // a duplicate would show up by now
+	if got := r.Messages("s"); len(got) != 3 {
+		t.Errorf("messages = %q, want 3, each once", got)
 	}
 }

@@ -40,28 +40,42 @@ func (d database) placeholder(n int) string {
 // maxIDQuery reads the newest id; the primary key answers it at once.
 const maxIDQuery = "SELECT COALESCE(MAX(id), 0) FROM " + table
 
-// pollQuery is the one statement a poll runs: the rows after cursor on the
-// given channel hashes, oldest first. PostgreSQL takes the hashes as one
-// array parameter; the others get them as integer literals, which are
-// safe (they are computed here, never read from input) and avoid the bind
-// variable limits for thousands of streams.
-func (d database) pollQuery(hashes []int64, cursor int64, limit int) (string, []any) {
+// pollQuery is the one statement a poll runs: the rows after from on the
+// given channel hashes, except the ids in seen, oldest first. PostgreSQL
+// takes the lists as array parameters; the others get them as integer
+// literals, which are safe (they are computed here, never read from
+// input) and avoid the bind variable limits for thousands of streams.
+func (d database) pollQuery(hashes []int64, from int64, seen []int64, limit int) (string, []any) {
 	tail := " ORDER BY id LIMIT " + strconv.Itoa(limit)
 	if d.kind == kindPostgres {
+		if len(seen) == 0 {
+			return "SELECT id, channel, payload FROM " + table +
+				" WHERE channel_hash = ANY($1) AND id > $2" + tail, []any{hashes, from}
+		}
 		return "SELECT id, channel, payload FROM " + table +
-			" WHERE channel_hash = ANY($1) AND id > $2" + tail, []any{hashes, cursor}
+			" WHERE channel_hash = ANY($1) AND id > $2 AND id <> ALL($3)" + tail, []any{hashes, from, seen}
 	}
 	var sb strings.Builder
 	sb.WriteString("SELECT id, channel, payload FROM " + table + " WHERE channel_hash IN (")
-	for i, h := range hashes {
+	writeInts(&sb, hashes)
+	sb.WriteString(") AND id > ?")
+	if len(seen) > 0 {
+		sb.WriteString(" AND id NOT IN (")
+		writeInts(&sb, seen)
+		sb.WriteString(")")
+	}
+	sb.WriteString(tail)
+	return sb.String(), []any{from}
+}
+
+// writeInts writes ns comma separated.
+func writeInts(sb *strings.Builder, ns []int64) {
+	for i, n := range ns {
 		if i > 0 {
 			sb.WriteByte(',')
 		}
-		sb.WriteString(strconv.FormatInt(h, 10))
+		sb.WriteString(strconv.FormatInt(n, 10))
 	}
-	sb.WriteString(") AND id > ?")
-	sb.WriteString(tail)
-	return sb.String(), []any{cursor}
 }
 
 // insertQuery writes one message with the columns SolidCable::Message
