@@ -308,7 +308,7 @@ func (c *conn) confirm(sub *subscription) {
 			h(info, sub.channel)
 		}
 		c.info("subscription confirmed", "channel", sub.channel, "identifier", sub.identifier, "streams", sub.streams)
-		if c.srv.replayer != nil {
+		if r := c.srv.replayer; r != nil && r.Replays(sub.channel) {
 			go c.replay(sub) // may wait on the store: never on the hub's path
 		}
 	}

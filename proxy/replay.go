@@ -12,6 +12,10 @@ import (
 // returns the payloads to send, in order, as message frames exactly like a
 // live broadcast's.
 type Replayer interface {
+	// Replays reports whether channel's subscriptions get a replay at all;
+	// it runs on the subscribe path, so it must be fast.
+	Replays(channel string) bool
+	// Replay returns the payloads for a subscription to streams.
 	Replay(ctx context.Context, channel string, streams []string) [][]byte
 }
 

@@ -21,7 +21,7 @@ func TestReplayAfterConfirm(t *testing.T) {
 	}
 	acfg := auth.Config{AllowAnonymous: true, Routes: "replay:public:DocChannel=doc:{params.id};public:PlainChannel=doc:{params.id}"}
 	ts := startServer(t, proxy.Config{}, acfg, nil, func(s *proxy.Server, a *auth.Auth) {
-		s.SetReplayer(&jobs.Replayer{Store: store, Replays: a.Replays})
+		s.SetReplayer(&jobs.Replayer{Store: store, OptsIn: a.Replays})
 	})
 	c := welcomed(t, ts.url(""))
 	replayed := `{"channel":"DocChannel","id":"1"}`

@@ -9,16 +9,19 @@ import (
 // when its channel's route opts in; it satisfies proxy.Replayer.
 type Replayer struct {
 	Store Store
-	// Replays reports whether channel's route opts in (auth's "replay:").
-	Replays func(channel string) bool
-	Log     *slog.Logger
+	// OptsIn reports whether channel's route opts in (auth's "replay:").
+	OptsIn func(channel string) bool
+	Log    *slog.Logger
 }
+
+// Replays reports whether channel's route opts in.
+func (r *Replayer) Replays(channel string) bool { return r.OptsIn != nil && r.OptsIn(channel) }
 
 // Replay returns the kept last states of streams, or nothing when the
 // channel does not opt in or the store cannot be read (the subscription
 // then sees only live events, as without replay).
 func (r *Replayer) Replay(ctx context.Context, channel string, streams []string) [][]byte {
-	if r.Replays == nil || !r.Replays(channel) {
+	if !r.Replays(channel) {
 		return nil
 	}
 	out, err := r.Store.Last(ctx, streams)

@@ -55,7 +55,7 @@ func assembleJobWatch(cfg config, watchers []jobs.Watcher, broker proxy.Broker, 
 		return nil, err
 	}
 	opts := jobs.RunnerOptions{LeaseTTL: cfg.Jobs.LeaseTTL, ErrorMessages: cfg.Jobs.ErrorMessages, Log: log}
-	jw := &jobWatch{close: closeStore, replayer: &jobs.Replayer{Store: store, Replays: a.Replays, Log: log}}
+	jw := &jobWatch{close: closeStore, replayer: &jobs.Replayer{Store: store, OptsIn: a.Replays, Log: log}}
 	for _, w := range watchers {
 		jw.runners = append(jw.runners, jobs.NewRunner(w, store, mapping, opts))
 	}
