@@ -162,7 +162,7 @@ func TestPostgresWithRedisURLRefused(t *testing.T) {
 		"CABLECAR_ADDR":         "127.0.0.1:0",
 	}
 	out, err := run(t, env, "serve")
-	if err == nil || !strings.Contains(out, "CABLECAR_POSTGRES_URL and a CABLECAR_REDIS_* server are both set") {
+	if err == nil || !strings.Contains(out, "more than one broker is configured (redis, postgres)") {
 		t.Fatalf("serve with both brokers: %v, want a refusal naming both:\n%s", err, out)
 	}
 }

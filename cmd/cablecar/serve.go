@@ -200,7 +200,7 @@ func pickBroker(cfg config, dev bool) (string, error) {
 	case 1:
 		return set[0], nil
 	}
-	return "", fmt.Errorf("brokers %s are all configured (CABLECAR_REDIS_*, CABLECAR_POSTGRES_URL, CABLECAR_SOLID_CABLE_URL): cablecar reads broadcasts from one, the adapter of the app's config/cable.yml; unset the others", strings.Join(set, ", "))
+	return "", fmt.Errorf("more than one broker is configured (%s): cablecar reads broadcasts from one, the adapter of the app's config/cable.yml; set only one of CABLECAR_REDIS_URL (or the other CABLECAR_REDIS_* servers), CABLECAR_POSTGRES_URL and CABLECAR_SOLID_CABLE_URL", strings.Join(set, ", "))
 }
 
 // brokerName names the broker for logs, metrics and the status page.
