@@ -132,4 +132,3 @@ func TestHTTPHookThroughServerCounts(t *testing.T) {
 		t.Errorf("hook got %q", bodies)
 	}
 }
-
