@@ -1,0 +1,115 @@
+package e2e
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/cablecar/cablecar/e2e/jsclient"
+	"github.com/cablecar/cablecar/internal/redistest"
+)
+
+// The perform issue's acceptance scenario: subscription.perform("speak", …)
+// from the real @rails/actioncable client reaches a Python worker reading
+// the Redis Stream (examples/python/perform_consumer.py, redis-py) with the
+// action, the data as the page sent it, the identifier and the user.
+func TestPerformReachesPythonStreamConsumer(t *testing.T) {
+	rs := redistest.Start(t)
+	env := documentEnv(rs.URL)
+	env["CABLECAR_CONNECTION_IDENTIFIER"] = "{gid:User:claims.sub}"
+	env["CABLECAR_PERFORM_STREAM"] = "cable:actions"
+	sc := startSidecar(t, env, "serve")
+	tok := mustToken(t, env, "document:*")
+
+	c := jsclient.Start(t, jsclient.Options{
+		URL:           sc.wsURL("token=" + tok),
+		Subscriptions: []map[string]any{{"channel": "DocumentChannel", "id": 123}},
+		Duration:      10 * time.Second,
+		Perform:       &jsclient.Perform{Index: 0, Action: "speak", Data: map[string]any{"body": "héllo <b>", "n": 2}},
+	})
+	connected := waitEvent(t, c, jsclient.KindConnected)
+	sent, ok := c.WaitForFunc(func(e jsclient.Event) bool {
+		return e.Event == jsclient.KindFrameOut && strings.Contains(e.Text(), `"command":"message"`)
+	}, 10*time.Second)
+	if !ok {
+		t.Fatalf("the client never performed: %v", c.Snapshot())
+	}
+
+	out := runIn(t, repoDir(t, "examples/python"), []string{"REDIS_URL=" + rs.URL}, debianPython,
+		"perform_consumer.py", "cable:actions", "--count", "1", "--block", "15000")
+	var got struct {
+		ID                   string         `json:"id"`
+		Identifier           string         `json:"identifier"`
+		Channel              string         `json:"channel"`
+		Streams              []string       `json:"streams"`
+		Action               string         `json:"action"`
+		Data                 map[string]any `json:"data"`
+		User                 string         `json:"user"`
+		Claims               map[string]any `json:"claims"`
+		ConnectionIdentifier string         `json:"connection_identifier"`
+		Conn                 string         `json:"conn"`
+		At                   string         `json:"at"`
+	}
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatalf("consumer printed %q: %v", out, err)
+	}
+	var frame struct{ Identifier, Data string }
+	if err := json.Unmarshal([]byte(sent.Text()), &frame); err != nil {
+		t.Fatal(err)
+	}
+	if frame.Data != `{"body":"héllo <b>","n":2,"action":"speak"}` {
+		t.Errorf("the client sent data %s; the test expects Rails' client to add action last", frame.Data)
+	}
+	if got.Identifier != connected.Identifier || got.Identifier != `{"channel":"DocumentChannel","id":123}` {
+		t.Errorf("identifier %q, want the client's %q", got.Identifier, connected.Identifier)
+	}
+	if want := map[string]any{"body": "héllo <b>", "n": 2.0, "action": "speak"}; !reflect.DeepEqual(got.Data, want) {
+		t.Errorf("data %v, want %v", got.Data, want)
+	}
+	if got.Action != "speak" || got.User != "42" || got.Channel != "DocumentChannel" {
+		t.Errorf("action %q user %q channel %q, want speak, 42, DocumentChannel", got.Action, got.User, got.Channel)
+	}
+	if want := []string{"document:Z2lkOi8vbXlhcHAvRG9jdW1lbnQvMTIz"}; !reflect.DeepEqual(got.Streams, want) {
+		t.Errorf("streams %v, want %v", got.Streams, want)
+	}
+	if got.Claims["sub"] != "42" || got.ConnectionIdentifier != "Z2lkOi8vbXlhcHAvVXNlci80Mg" || got.Conn == "" || got.ID == "" {
+		t.Errorf("claims %v, connection_identifier %q, conn %q, id %q", got.Claims, got.ConnectionIdentifier, got.Conn, got.ID)
+	}
+	if at, err := time.Parse(time.RFC3339Nano, got.At); err != nil || time.Since(at) > time.Minute || time.Since(at) < 0 {
+		t.Errorf("at %q (%v), want a recent RFC 3339 time", got.At, err)
+	}
+
+	// Counted once XADD returned, which may be a moment after the entry
+	// could be read.
+	for deadline := time.Now().Add(5 * time.Second); scrape(t, sc.admin, `cablecar_performs_total{result="forwarded"}`) != "1" && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	want := map[string]string{"forwarded": "1", "dropped_full": "0", "failed": "0", "invalid": "0", "ignored": "0"}
+	for result, n := range want {
+		if v := scrape(t, sc.admin, `cablecar_performs_total{result="`+result+`"}`); v != n {
+			t.Errorf("cablecar_performs_total{result=%q} = %q, want %s", result, v, n)
+		}
+	}
+}
+
+// scrape returns the value of one series from the admin listener's
+// /metrics, "" when absent.
+func scrape(t *testing.T, admin, series string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			return v
+		}
+	}
+	return ""
+}
