@@ -153,8 +153,9 @@ func (pf *performer) forward(ctx context.Context, a Action) {
 		pf.stats.Forwarded.Add(1)
 		return
 	}
-	pf.stats.Failed.Add(1)
+	// Logged before counted, so whoever sees the count finds the line.
 	pf.once(performCause(err), "client action not forwarded: "+err.Error(), "conn", a.Conn, "channel", a.Channel, "action", a.Name)
+	pf.stats.Failed.Add(1)
 }
 
 // once logs at warn the first time a cause comes up, at debug after: a
@@ -188,8 +189,8 @@ func (c *conn) perform(identifier string, msg []byte) {
 	st := &c.srv.performStats
 	pf := c.srv.performer
 	if pf == nil {
-		st.Ignored.Add(1)
 		c.debug("message command ignored: no CABLECAR_PERFORM_STREAM or CABLECAR_PERFORM_URL", "identifier", identifier)
+		st.Ignored.Add(1)
 		return
 	}
 	c.mu.Lock()
@@ -197,14 +198,14 @@ func (c *conn) perform(identifier string, msg []byte) {
 	confirmed := sub != nil && sub.confirmed
 	c.mu.Unlock()
 	if !confirmed {
-		st.Ignored.Add(1)
 		c.debug("message command ignored: no confirmed subscription with that identifier", "identifier", identifier)
+		st.Ignored.Add(1)
 		return
 	}
 	name, data, err := parsePerformData(msg)
 	if err != nil {
-		st.Invalid.Add(1)
 		c.info("message command ignored: "+err.Error(), "identifier", identifier, "reason", "invalid")
+		st.Invalid.Add(1)
 		return
 	}
 	a := Action{Conn: c.id, Identifier: identifier, Channel: sub.channel, Streams: slices.Clone(sub.streams),
@@ -215,8 +216,8 @@ func (c *conn) perform(identifier string, msg []byte) {
 	select {
 	case pf.queues[c.id%uint64(len(pf.queues))] <- a:
 	default:
-		st.DroppedFull.Add(1)
 		pf.once("queue_full", "client action dropped: the perform queue is full (CABLECAR_PERFORM_QUEUE)", "conn", c.id, "channel", a.Channel, "action", name)
+		st.DroppedFull.Add(1)
 	}
 }
 

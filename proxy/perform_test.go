@@ -253,3 +253,30 @@ func TestPerformRateLimited(t *testing.T) {
 		t.Errorf("%d performs got through, want up to the burst, not the flood", n)
 	}
 }
+
+// Serve owns the perform workers: stopping the server stops them, and
+// actions not forwarded by then are counted as failed, not lost silently.
+func TestPerformWorkersStopWithServe(t *testing.T) {
+	rec := newRecorder()
+	rec.started, rec.gate = make(chan struct{}, 10), make(chan struct{}) // the gate never opens
+	ts := startServer(t, proxy.Config{ShutdownTimeout: time.Second}, anonymous(), nil, withPerformer(rec, proxy.PerformOptions{Workers: 1, Queue: 4}))
+	c := welcomed(t, ts.url(""))
+	c.command("subscribe", lobby)
+	if got := c.nextText(); got != confirmFrame(lobby) {
+		t.Fatalf("got %s, want confirm", got)
+	}
+	for _, name := range []string{"a1", "a2", "a3"} {
+		c.sendText(performFrame(lobby, `{"action":"`+name+`"}`))
+	}
+	<-rec.started
+	c.command("subscribe", `{"channel":"ChatChannel","room":"sync"}`) // every perform before it was read
+	if got := c.nextText(); !strings.Contains(got, "confirm_subscription") {
+		t.Fatalf("got %s, want confirm", got)
+	}
+	if err := ts.stop(); err != nil {
+		t.Fatalf("Serve: %v", err)
+	}
+	if got := performCountsOf(ts.Server); got != (performCounts{failed: 3}) {
+		t.Errorf("counts after stop %+v, want 3 failed", got)
+	}
+}
