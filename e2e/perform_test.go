@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"strings"
 	"testing"
@@ -92,6 +96,75 @@ func TestPerformReachesPythonStreamConsumer(t *testing.T) {
 	for result, n := range want {
 		if v := scrape(t, sc.admin, `cablecar_performs_total{result="`+result+`"}`); v != n {
 			t.Errorf("cablecar_performs_total{result=%q} = %q, want %s", result, v, n)
+		}
+	}
+}
+
+// With CABLECAR_PERFORM_URL, the same perform arrives as a signed JSON POST
+// that verifies with the shared secret.
+func TestPerformReachesSignedHTTPHook(t *testing.T) {
+	type request struct {
+		body []byte
+		sig  string
+	}
+	got := make(chan request, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		got <- request{body, r.Header.Get("X-Cablecar-Signature")}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(hook.Close)
+	rs := redistest.Start(t)
+	env := documentEnv(rs.URL)
+	env["CABLECAR_PERFORM_URL"] = hook.URL + "/cable/actions"
+	env["CABLECAR_PERFORM_SECRET"] = "hook-secret-for-tests"
+	sc := startSidecar(t, env, "serve")
+	c := jsclient.Start(t, jsclient.Options{
+		URL:           sc.wsURL("token=" + mustToken(t, env, "document:*")),
+		Subscriptions: []map[string]any{{"channel": "DocumentChannel", "id": 123}},
+		Duration:      10 * time.Second,
+		Perform:       &jsclient.Perform{Index: 0, Action: "speak", Data: map[string]any{"body": "hi"}},
+	})
+	waitEvent(t, c, jsclient.KindConnected)
+	var req request
+	select {
+	case req = <-got:
+	case <-time.After(15 * time.Second):
+		t.Fatalf("no POST reached the hook; client: %v", c.Snapshot())
+	}
+	m := hmac.New(sha256.New, []byte("hook-secret-for-tests"))
+	m.Write(req.body)
+	if want := "sha256=" + hex.EncodeToString(m.Sum(nil)); req.sig != want {
+		t.Errorf("signature %q, want %q", req.sig, want)
+	}
+	var body struct {
+		Identifier, Action, User string
+		Data                     json.RawMessage
+	}
+	if err := json.Unmarshal(req.body, &body); err != nil {
+		t.Fatalf("body %s: %v", req.body, err)
+	}
+	if body.Identifier != `{"channel":"DocumentChannel","id":123}` || body.Action != "speak" || body.User != "42" || string(body.Data) != `{"body":"hi","action":"speak"}` {
+		t.Errorf("body %s", req.body)
+	}
+}
+
+// Both targets set, or a stream without Redis, and cablecar refuses to start.
+func TestPerformConfigErrors(t *testing.T) {
+	cases := []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{"CABLECAR_REDIS_URL": "redis://127.0.0.1:1/0", "CABLECAR_PERFORM_STREAM": "a", "CABLECAR_PERFORM_URL": "http://127.0.0.1:1/"}, "are both set"},
+		{map[string]string{"CABLECAR_PERFORM_STREAM": "a"}, "CABLECAR_PERFORM_STREAM needs the broker's Redis"},
+	}
+	for _, tc := range cases {
+		tc.env["CABLECAR_ADDR"] = "127.0.0.1:0"
+		tc.env["CABLECAR_ALLOW_ANONYMOUS"] = "true"
+		tc.env["CABLECAR_ADMIN_ADDR"] = "off"
+		out, err := run(t, tc.env, "serve")
+		if err == nil || !strings.Contains(out, tc.want) {
+			t.Errorf("env %v: err %v, output %q; want a failure saying %q", tc.env, err, out, tc.want)
 		}
 	}
 }
