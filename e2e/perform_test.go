@@ -89,12 +89,12 @@ func TestPerformReachesPythonStreamConsumer(t *testing.T) {
 
 	// Counted once XADD returned, which may be a moment after the entry
 	// could be read.
-	for deadline := time.Now().Add(5 * time.Second); scrape(t, sc.admin, `cablecar_performs_total{result="forwarded"}`) != "1" && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(5 * time.Second); performMetric(t, sc.admin, `cablecar_performs_total{result="forwarded"}`) != "1" && time.Now().Before(deadline); {
 		time.Sleep(20 * time.Millisecond)
 	}
 	want := map[string]string{"forwarded": "1", "dropped_full": "0", "failed": "0", "invalid": "0", "ignored": "0"}
 	for result, n := range want {
-		if v := scrape(t, sc.admin, `cablecar_performs_total{result="`+result+`"}`); v != n {
+		if v := performMetric(t, sc.admin, `cablecar_performs_total{result="`+result+`"}`); v != n {
 			t.Errorf("cablecar_performs_total{result=%q} = %q, want %s", result, v, n)
 		}
 	}
@@ -169,9 +169,9 @@ func TestPerformConfigErrors(t *testing.T) {
 	}
 }
 
-// scrape returns the value of one series from the admin listener's
+// performMetric returns the value of one series from the admin listener's
 // /metrics, "" when absent.
-func scrape(t *testing.T, admin, series string) string {
+func performMetric(t *testing.T, admin, series string) string {
 	t.Helper()
 	resp, err := http.Get("http://" + admin + "/metrics")
 	if err != nil {
