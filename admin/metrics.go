@@ -2,6 +2,7 @@ package admin
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -66,6 +67,7 @@ func newMetrics(src Source) *metrics {
 			return 1
 		}),
 	)
+	m.reg.MustRegister(performCounters(src.Server.PerformStats())...)
 	if len(src.Jobs) > 0 {
 		m.reg.MustRegister(newJobCollector(src.Jobs))
 	}
@@ -92,4 +94,23 @@ func (m *metrics) hooks() proxy.Hooks {
 		},
 		Dropped: func(reason string, frames int) { m.dropped.WithLabelValues(reason).Add(float64(frames)) },
 	}
+}
+
+// performCounters are cablecar_performs_total by result, each present
+// (at 0) even when client actions are not forwarded at all.
+func performCounters(st *proxy.PerformStats) []prometheus.Collector {
+	results := []struct {
+		name string
+		n    *atomic.Int64
+	}{
+		{"forwarded", &st.Forwarded}, {"dropped_full", &st.DroppedFull}, {"failed", &st.Failed},
+		{"invalid", &st.Invalid}, {"ignored", &st.Ignored},
+	}
+	out := make([]prometheus.Collector, 0, len(results))
+	for _, r := range results {
+		out = append(out, prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "cablecar_performs_total",
+			Help:        "Client actions (perform): forwarded, dropped_full (queue full), failed (hook or Redis error, or shutdown), invalid (bad data) or ignored (no target, or no confirmed subscription).",
+			ConstLabels: prometheus.Labels{"result": r.name}}, func() float64 { return float64(r.n.Load()) }))
+	}
+	return out
 }

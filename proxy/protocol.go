@@ -114,9 +114,9 @@ func (c *conn) handle(msg []byte) {
 	case "unsubscribe":
 		c.unsubscribe(identifier)
 	case "message":
-		// cablecar runs no channel code; the app's own endpoints take
-		// client-to-server traffic.
-		c.debug("message command ignored: cablecar runs no channel actions", "identifier", identifier)
+		// cablecar runs no channel code: a perform goes to the app's
+		// workers when a Performer is set (perform.go), else nowhere.
+		c.perform(identifier, msg)
 	default:
 		c.info("ignored an unknown command", "command", cmd, "identifier", identifier)
 	}

@@ -44,6 +44,10 @@ type Server struct {
 	// replayer, when set before Serve, sends new subscriptions their
 	// streams' last state; read-only after.
 	replayer Replayer
+	// performer, when set before Serve, forwards client performs
+	// (perform.go); read-only after.
+	performer    *performer
+	performStats PerformStats
 
 	// poller reads idle connections without a goroutine each; nil where
 	// epoll is unavailable or before Serve. Set before the HTTP server
@@ -140,6 +144,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	writersDone := make(chan struct{})
 	go func() { s.writers.run(writeCtx); close(writersDone) }()
 	defer func() { stopWriters(); <-writersDone }()
+
+	// The perform workers outlive the drain too: actions read before the
+	// clients were told to go are still forwarded.
+	performCtx, stopPerform := context.WithCancel(context.WithoutCancel(ctx))
+	waitPerform := s.runPerformers(performCtx)
+	defer func() { stopPerform(); waitPerform() }()
 
 	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
 	served := make(chan error, 1)

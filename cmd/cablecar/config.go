@@ -11,6 +11,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/cablecar/cablecar/adapters/jobs"
+	"github.com/cablecar/cablecar/adapters/perform"
 	"github.com/cablecar/cablecar/adapters/postgres"
 	"github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/adapters/solidcable"
@@ -39,7 +40,9 @@ type config struct {
 	Jobs jobs.Config
 	// JobBackends are the watched backends (CABLECAR_JOBS_<BACKEND>_*).
 	JobBackends jobBackendsConfig
-	Log         logConfig
+	// Perform forwards client actions (CABLECAR_PERFORM_*).
+	Perform perform.Config
+	Log     logConfig
 }
 
 // logConfig sets up log/slog.

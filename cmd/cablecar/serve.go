@@ -66,6 +66,11 @@ func serve(ctx context.Context, dev bool, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	closePerformer, err := setPerformer(cfg, srv, log)
+	if err != nil {
+		return err
+	}
+	defer closePerformer()
 	jw, err := newJobWatch(cfg, broker, a, log)
 	if err != nil {
 		return err
