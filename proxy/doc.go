@@ -3,7 +3,7 @@
 //
 // # Data flow
 //
-// A broker (adapters/memory, adapters/redis) hands each message to the hub,
+// A broker (adapters/memory, redis, postgres, solidcable) hands each message to the hub,
 // which looks up the stream's shard, encodes the frame once per distinct
 // identifier and queues the same bytes on every subscribed connection. A
 // connection has at most one reader and at most one writer at a time.
@@ -20,6 +20,14 @@
 // A socket is closed only by the holder of its writer role, or when no one
 // holds it, so a raw send never meets a descriptor closed and reused under
 // it.
+//
+// Two optional parts run beside the fan-out and never on its path. A
+// Replayer (replay.go; adapters/jobs keeps the last job event per stream)
+// sends a new subscription, from a goroutine of its own, what its streams
+// last carried, right after confirm_subscription. A Performer (perform.go)
+// takes client actions (the message command) from the reader without a
+// lock or a wait, through a bounded queue per worker, dropping and counting
+// when a queue is full.
 //
 // # Lock order
 //
