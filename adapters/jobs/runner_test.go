@@ -200,7 +200,7 @@ func TestRunnerCountsAndRecovers(t *testing.T) {
 	expect("a")
 	waitFor(t, "the unmapped and unmappable events to be counted", func() bool {
 		snap := n.r.Stats().Snapshot()
-		return snap.Unmapped == 1 && snap.Skipped["unmappable"] == 1
+		return snap.Unmapped == 1 && snap.Skipped["unmappable"] == 1 && snap.Events[Running] == 1
 	})
 	snap := n.r.Stats().Snapshot()
 	if fmt.Sprint(snap.UnmappedClasses) != "[Mystery]" || snap.Skipped["malformed_json"] != 1 || snap.Events[Running] != 1 {

@@ -97,10 +97,15 @@ func (s *Server) Exec(tb testing.TB, sql string) {
 	}
 }
 
-// Kill ends the server with SIGKILL, as a crash would.
+// Kill ends the server with SIGKILL, as a crash of its machine would: the
+// postmaster and every backend at once. (SIGKILL to the postmaster alone
+// leaves backends serving their open connections for a while.)
 func (s *Server) Kill() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cmd != nil {
+		killGroup(s.cmd.Process.Pid)
+	}
 	s.stopLocked(syscall.SIGKILL)
 }
 
