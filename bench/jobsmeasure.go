@@ -32,6 +32,9 @@ type jobsSubscriber struct {
 	foreign    int64 // another run's, or not a job event
 	badStatus  int64 // an event of this run that is not "retrying"
 	dupJIDs    []string
+	// delay is failure (the event's "at") to arrival here, first
+	// deliveries only.
+	delay histogram
 }
 
 func newJobsSubscriber(rdb *goredis.Client, channel string, runID uint32) *jobsSubscriber {
@@ -61,6 +64,7 @@ type wireJob struct {
 	Type   string `json:"type"`
 	JobID  string `json:"job_id"`
 	Status string `json:"status"`
+	At     string `json:"at"`
 }
 
 func (s *jobsSubscriber) note(payload []byte) {
@@ -84,6 +88,9 @@ func (s *jobsSubscriber) note(payload []byte) {
 	default:
 		s.seen[seq] = true
 		s.unique++
+		if at, err := time.Parse(time.RFC3339Nano, w.At); err == nil {
+			s.delay.record(max(0, time.Since(at)))
+		}
 	}
 }
 

@@ -53,6 +53,10 @@ type JobsDelivery struct {
 	BadStatus     int64    `json:"bad_status"`
 	Foreign       int64    `json:"foreign"`  // not this run's jobs
 	DrainMS       float64  `json:"drain_ms"` // last write to last delivery (or the drain bound)
+	// Delay is from the job's failure (the event's "at", milliseconds) to
+	// the event's arrival at the load tool: the watcher's Settle, its
+	// polling and the publish.
+	Delay *Latency `json:"delay_ms,omitempty"`
 }
 
 // JobsServer is cablecar's CPU and memory over the measured phase.
@@ -91,6 +95,9 @@ func (res *JobsResult) fill(before, after jobsSnapshot, sub *jobsSubscriber, sam
 	sub.mu.Lock()
 	res.Delivery = JobsDelivery{Expected: res.Written.Good, Published: sub.unique, Duplicates: sub.duplicates, DuplicateJIDs: sub.dupJIDs,
 		SeedEvents: sub.seedEvents, BadStatus: sub.badStatus, Foreign: sub.foreign, DrainMS: res.Delivery.DrainMS}
+	if sub.delay.count() > 0 {
+		res.Delivery.Delay = sub.delay.summary()
+	}
 	sub.mu.Unlock()
 	wall := after.at.Sub(before.at)
 	per1000 := func(msv float64) float64 {
@@ -180,6 +187,9 @@ func (res *JobsResult) WriteText(out io.Writer) {
 	d := res.Delivery
 	row("published / expected", "%d / %d (duplicates %d, seed events %d, foreign %d); drained %.1f s after the last write",
 		d.Published, d.Expected, d.Duplicates, d.SeedEvents, d.Foreign, d.DrainMS/1000)
+	if l := d.Delay; l != nil {
+		row("failure → event delay", "p50 %.0f ms, p99 %.0f ms, max %.0f ms", l.P50, l.P99, l.Max)
+	}
 	if s := res.Server; s != nil {
 		row("cablecar CPU", "%.0f ms = **%.1f ms per 1,000 events** (%.1f%% of a core)", s.CPUMS, s.CPUPer1000EventsMS, s.CPUPercent)
 		row("cablecar RSS", "start %.1f MiB, end %.1f MiB, peak %.1f MiB", mib(s.RSSStartKB), mib(s.RSSEndKB), mib(s.RSSPeakKB))
