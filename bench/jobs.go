@@ -17,6 +17,12 @@ import (
 // ScenarioJobs is the job watcher benchmark (RunJobs).
 const ScenarioJobs = "jobs"
 
+// Backends whose writes RunJobs imitates.
+const (
+	BackendSidekiq = "sidekiq"
+	BackendBullMQ  = "bullmq"
+)
+
 // Defaults of JobsConfig.
 const (
 	DefaultRetrySet      = 100_000
@@ -24,7 +30,9 @@ const (
 	DefaultJobDuration   = 30 * time.Second
 	DefaultJobDrain      = 30 * time.Second
 	DefaultHugeBytes     = 80 << 10 // over the watcher's 64 KiB MaxJobBytes
-	DefaultJobsBackend   = "sidekiq"
+	DefaultJobsBackend   = BackendSidekiq
+	DefaultJobsQueue     = "bench"
+	DefaultBullMQPrefix  = "bull"
 	MaxRetrySet          = 5_000_000
 	MaxJobRate           = 50_000
 	MaxJobDuration       = 10 * time.Minute
@@ -40,9 +48,14 @@ const (
 // cablecar that watches that Redis (CABLECAR_JOBS_SIDEKIQ_URL) with
 // CABLECAR_JOB_STREAMS=JobsStreamRule.
 type JobsConfig struct {
-	// Backend is the job backend whose writes are imitated; only
-	// "sidekiq" (default).
+	// Backend is the job backend whose writes are imitated: "sidekiq"
+	// (default; the server needs CABLECAR_JOBS_SIDEKIQ_URL) or "bullmq"
+	// (CABLECAR_JOBS_BULLMQ_URL, CABLECAR_JOBS_BULLMQ_QUEUES=Queue).
 	Backend string
+	// Queue is the BullMQ queue written to (default "bench").
+	Queue string
+	// BullMQPrefix is BullMQ's key prefix (default "bull").
+	BullMQPrefix string
 	// RedisURL is the Redis the server watches and publishes to (required).
 	RedisURL string
 	// Prefix is the server's CABLECAR_CHANNEL_PREFIX (default "").
@@ -52,7 +65,8 @@ type JobsConfig struct {
 	// Reset deletes the retry set before seeding: for a Redis of the
 	// benchmark's own only.
 	Reset bool
-	// RetrySet is how many entries to seed (default 100,000; -1: none).
+	// RetrySet is how many entries to seed (default 100,000; -1: none):
+	// Sidekiq's retry set, or BullMQ's delayed jobs.
 	RetrySet int
 	// Rate is failures written per second (default 1000).
 	Rate int
@@ -82,6 +96,12 @@ type JobsConfig struct {
 func (c JobsConfig) withDefaults() JobsConfig {
 	if c.Backend == "" {
 		c.Backend = DefaultJobsBackend
+	}
+	if c.Queue == "" {
+		c.Queue = DefaultJobsQueue
+	}
+	if c.BullMQPrefix == "" {
+		c.BullMQPrefix = DefaultBullMQPrefix
 	}
 	if c.RetrySet == 0 {
 		c.RetrySet = DefaultRetrySet
@@ -113,8 +133,8 @@ func (c JobsConfig) withDefaults() JobsConfig {
 func (c JobsConfig) Validate() error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if c.Backend != "sidekiq" {
-		bad("backend %q: only sidekiq is supported", c.Backend)
+	if c.Backend != BackendSidekiq && c.Backend != BackendBullMQ {
+		bad("backend %q is not %s or %s", c.Backend, BackendSidekiq, BackendBullMQ)
 	}
 	loop := Config{AllowRemote: c.AllowRemote}
 	if c.RedisURL == "" {
@@ -196,8 +216,9 @@ func RunJobs(ctx context.Context, cfg JobsConfig, progress io.Writer) (*JobsResu
 	}
 	run := &jobsRun{cfg: cfg, rdb: rdb, rng: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15)),
 		runID: uint32(cfg.Seed >> 32), logf: logf}
+	run.w = newJobWriter(cfg, run.runID, run.rng)
 	res := &JobsResult{Scenario: ScenarioJobs, Date: time.Now().UTC(), Host: hostname(), Backend: cfg.Backend,
-		Source: "ZADD retry (Sidekiq 6 job failures, retry_count 0)", RetrySet: cfg.RetrySet, Rate: cfg.Rate,
+		Source: run.w.source(), RetrySet: cfg.RetrySet, Rate: cfg.Rate,
 		DurationS: cfg.Duration.Seconds(), BadEvery: cfg.BadEvery, LoadAvgStart: loadAvg()}
 	if err := run.seed(ctx, res); err != nil {
 		return res, err
@@ -215,15 +236,15 @@ type jobsRun struct {
 	rdb   *goredis.Client
 	rng   *rand.Rand
 	runID uint32
+	w     jobWriter
 	logf  func(string, ...any)
 }
 
-// seed ZADDs the retry set's entries in pipelines of seedPipeline.
+// seed writes the backlog's entries in pipelines of seedPipeline.
 func (r *jobsRun) seed(ctx context.Context, res *JobsResult) error {
-	key := r.cfg.key("retry")
 	if r.cfg.Reset {
-		if err := r.rdb.Del(ctx, key).Err(); err != nil {
-			return fmt.Errorf("reset retry set: %w", err)
+		if err := r.rdb.Del(ctx, r.w.keys()...).Err(); err != nil {
+			return fmt.Errorf("reset: %w", err)
 		}
 	}
 	start := time.Now()
@@ -231,20 +252,19 @@ func (r *jobsRun) seed(ctx context.Context, res *JobsResult) error {
 	for i := 0; i < r.cfg.RetrySet; {
 		pipe := r.rdb.Pipeline()
 		for n := 0; n < seedPipeline && i < r.cfg.RetrySet; n, i = n+1, i+1 {
-			e := seedEntry(r.runID, i, now, seedMinAge, r.rng)
-			pipe.ZAdd(ctx, key, goredis.Z{Score: e.score, Member: e.member})
+			r.w.seed(ctx, pipe, i, now)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {
-			return fmt.Errorf("seed retry set: %w", err)
+			return fmt.Errorf("seed: %w", err)
 		}
 	}
-	size, err := r.rdb.ZCard(ctx, key).Result()
+	size, err := r.w.size(ctx, r.rdb)
 	if err != nil {
-		return fmt.Errorf("seed retry set: %w", err)
+		return fmt.Errorf("seed: %w", err)
 	}
 	res.RetrySetSize = size
 	res.SeedMS = ms(time.Since(start))
-	r.logf("seeded %d entries in %.1f s; retry set holds %d", r.cfg.RetrySet, time.Since(start).Seconds(), size)
+	r.logf("seeded %d entries in %.1f s; the set holds %d", r.cfg.RetrySet, time.Since(start).Seconds(), size)
 	return nil
 }
 
@@ -258,7 +278,7 @@ func (r *jobsRun) measure(ctx context.Context, res *JobsResult) error {
 	defer sub.close()
 	var scr *metricsScraper
 	if r.cfg.AdminURL != "" {
-		scr = newMetricsScraper(r.cfg.AdminURL)
+		scr = newMetricsScraper(r.cfg.AdminURL, r.cfg.Backend)
 	}
 	before, err := r.snapshot(ctx, scr)
 	if err != nil {
@@ -327,7 +347,6 @@ type written struct {
 // writeTick, each entry stamped with the time it is written.
 func (r *jobsRun) write(ctx context.Context) (written, error) {
 	var w written
-	key := r.cfg.key("retry")
 	total := int64(float64(r.cfg.Rate) * r.cfg.Duration.Seconds())
 	start := time.Now()
 	t := time.NewTicker(writeTick)
@@ -347,8 +366,7 @@ func (r *jobsRun) write(ctx context.Context) (written, error) {
 		pipe := r.rdb.Pipeline()
 		for ; int64(seq) < due; seq++ {
 			kind := badKind(seq, r.cfg.BadEvery)
-			e := liveEntry(r.runID, seq, now, kind, r.cfg.HugeBytes, r.rng)
-			pipe.ZAdd(ctx, key, goredis.Z{Score: e.score, Member: e.member})
+			r.w.fail(ctx, pipe, seq, now, kind)
 			w.count(kind)
 		}
 		if _, err := pipe.Exec(ctx); err != nil {

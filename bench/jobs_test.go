@@ -12,6 +12,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/cablecar/cablecar/adapters/jobs"
+	"github.com/cablecar/cablecar/adapters/jobs/bullmq"
 	"github.com/cablecar/cablecar/adapters/jobs/sidekiq"
 	"github.com/cablecar/cablecar/internal/redistest"
 )
@@ -185,7 +186,7 @@ func TestParseJobMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	m, err := parseJobMetrics(f)
+	m, err := parseJobMetrics(f, "sidekiq")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,5 +219,89 @@ func TestParseRedisInfo(t *testing.T) {
 	want := map[string]CommandStat{"zadd": {10, 40}, "zrangebyscore": {3, 900}}
 	if len(cmds) != 2 || cmds["zadd"] != want["zadd"] || cmds["zrangebyscore"] != want["zrangebyscore"] {
 		t.Errorf("commands %v, want %v", cmds, want)
+	}
+}
+
+// TestBullMQWritesAreWhatTheWatcherReads writes the generator's BullMQ
+// backlog and failures to a real Redis and polls the real BullMQ watcher:
+// every good failure is one retrying event with its id, retry count 0 and
+// next retry time; the backlog writes no events; the bad ones are skipped
+// by reason or reported under a class the rule leaves unmapped.
+func TestBullMQWritesAreWhatTheWatcherReads(t *testing.T) {
+	srv := redistest.Start(t)
+	opt, err := goredis.ParseURL(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rdb := goredis.NewClient(opt)
+	defer rdb.Close()
+	ctx := context.Background()
+	const run = 0x01020304
+	cfg := JobsConfig{Backend: BackendBullMQ, RedisURL: srv.URL}.withDefaults()
+	wr := newJobWriter(cfg, run, rand.New(rand.NewPCG(3, 4)))
+
+	w, err := bullmq.New(bullmq.Config{URL: srv.URL, Queues: []string{cfg.Queue}, Block: 50 * time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	first, err := w.Poll(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := float64(time.Now().UnixMicro()) / 1e6
+	p := rdb.Pipeline()
+	for i := range 500 {
+		wr.seed(ctx, p, i, now)
+	}
+	const live, every = 40, 4
+	var counts written
+	for seq := range uint64(live) {
+		kind := badKind(seq, every)
+		wr.fail(ctx, p, seq, now, kind)
+		counts.count(kind)
+	}
+	if _, err := p.Exec(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := wr.size(ctx, rdb); err != nil || n != 500+live {
+		t.Fatalf("delayed set holds %d (%v), want %d", n, err, 500+live)
+	}
+
+	var evs []jobs.Event
+	skips := map[string]int{}
+	cur := first.Cursor
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline) && len(evs)+len(skips) < 40; {
+		b, err := w.Poll(ctx, cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		evs, cur = append(evs, b.Events...), b.Cursor
+		for _, s := range b.Skipped {
+			skips[s.Reason]++
+		}
+	}
+	if want := map[string]int{"malformed_json": int(counts.Malformed), "too_large": int(counts.Huge)}; !mapsEqual(skips, want) {
+		t.Errorf("skips %v, want %v", skips, want)
+	}
+	retryAt := jobs.UnixSeconds(float64(int64(now*1000)+bullmqRetryDelay) / 1000)
+	classes := map[string]int{}
+	got := map[string]bool{}
+	for _, e := range evs {
+		seq, ok := parseJID(run, e.JobID)
+		if !ok || seq&seedBit != 0 || got[e.JobID] {
+			t.Errorf("event for job %s (ours %v, seeded %v, again %v)", e.JobID, ok, seq&seedBit != 0, got[e.JobID])
+		}
+		got[e.JobID] = true
+		classes[e.Class]++
+		if e.Status != jobs.Retrying || !e.HasRetryCount || e.RetryCount != 0 || e.ErrorMessage != "failed on purpose" || e.Queue != cfg.Queue {
+			t.Errorf("event %+v", e)
+		}
+		if d := e.NextRetryAt.Sub(retryAt); d < -time.Millisecond || d > time.Millisecond {
+			t.Errorf("%s: next retry %v, want %v", e.JobID, e.NextRetryAt, retryAt)
+		}
+	}
+	if want := map[string]int{BenchJobClass: int(counts.Good), UnknownJobClass: int(counts.Unknown)}; !mapsEqual(classes, want) {
+		t.Errorf("events by class %v, want %v", classes, want)
 	}
 }

@@ -123,16 +123,17 @@ func (s *jobsSubscriber) close() {
 
 // metricsScraper reads the server's job metrics from its admin /metrics.
 type metricsScraper struct {
-	url    string
-	client *http.Client
+	url     string
+	backend string
+	client  *http.Client
 }
 
-func newMetricsScraper(adminURL string) *metricsScraper {
-	return &metricsScraper{url: strings.TrimSuffix(adminURL, "/") + "/metrics", client: &http.Client{Timeout: 5 * time.Second}}
+func newMetricsScraper(adminURL, backend string) *metricsScraper {
+	return &metricsScraper{url: strings.TrimSuffix(adminURL, "/") + "/metrics", backend: backend, client: &http.Client{Timeout: 5 * time.Second}}
 }
 
-// scrape returns every cablecar_job_* series of the sidekiq backend, keyed
-// by name and labels as the exposition writes them.
+// scrape returns every cablecar_job_* series of the backend (see
+// parseJobMetrics).
 func (m *metricsScraper) scrape(ctx context.Context) (map[string]float64, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, m.url, nil)
 	if err != nil {
@@ -146,18 +147,20 @@ func (m *metricsScraper) scrape(ctx context.Context) (map[string]float64, error)
 	if resp.StatusCode != http.StatusOK {
 		return nil, fmt.Errorf("read server metrics: GET %s: %s", m.url, resp.Status)
 	}
-	return parseJobMetrics(io.LimitReader(resp.Body, 8<<20))
+	return parseJobMetrics(io.LimitReader(resp.Body, 8<<20), m.backend)
 }
 
-// parseJobMetrics picks the cablecar_job_ series with backend="sidekiq"
-// out of a Prometheus text exposition.
-func parseJobMetrics(r io.Reader) (map[string]float64, error) {
+// parseJobMetrics picks the cablecar_job_ series of backend out of a
+// Prometheus text exposition, keyed without the backend label
+// (`cablecar_job_events_total{status="retrying"}`).
+func parseJobMetrics(r io.Reader, backend string) (map[string]float64, error) {
+	label := `backend="` + backend + `"`
 	out := map[string]float64{}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "cablecar_job_") || !strings.Contains(line, `backend="sidekiq"`) {
+		if !strings.HasPrefix(line, "cablecar_job_") || !strings.Contains(line, label) {
 			continue
 		}
 		i := strings.LastIndexByte(line, ' ')
@@ -168,7 +171,8 @@ func parseJobMetrics(r io.Reader) (map[string]float64, error) {
 		if err != nil {
 			continue
 		}
-		out[line[:i]] = v
+		key := strings.Replace(strings.Replace(line[:i], label+",", "", 1), label, "", 1)
+		out[key] = v
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("read server metrics: %w", err)
@@ -176,12 +180,12 @@ func parseJobMetrics(r io.Reader) (map[string]float64, error) {
 	return out, nil
 }
 
-// Series names the result reads.
+// Series names the result reads, without the backend label.
 const (
-	seriesLag      = `cablecar_job_watch_lag_seconds{backend="sidekiq"}`
-	seriesUnmapped = `cablecar_job_unmapped_total{backend="sidekiq"}`
-	seriesRetrying = `cablecar_job_events_total{backend="sidekiq",status="retrying"}`
-	seriesSkipped  = `cablecar_job_skipped_total{backend="sidekiq",reason="`
+	seriesLag      = `cablecar_job_watch_lag_seconds{}`
+	seriesUnmapped = `cablecar_job_unmapped_total{}`
+	seriesRetrying = `cablecar_job_events_total{status="retrying"}`
+	seriesSkipped  = `cablecar_job_skipped_total{reason="`
 )
 
 // jobsSnapshot is the state of the server and Redis at one moment.

@@ -19,9 +19,10 @@ cablecar bench table [FILE.json...]: one Markdown table from --json results (std
   connect  open --connections sockets (subscribed unless --no-subscribe), hold them, measure
   fanout   subscribe --connections sockets over --streams streams, publish --broadcasts
            rounds (one message per stream each) at --rate rounds/s, measure delivery
-  jobs     seed Sidekiq's retry set with --retry-set entries, write --rate job failures/s for
-           --duration to the Redis cablecar watches, count the events it publishes, measure
-           its CPU and RSS (--pid), Redis's CPU and the watcher's lag (--admin)
+  jobs     seed Sidekiq's retry set (or BullMQ's delayed jobs: --backend bullmq) with
+           --retry-set entries, write --rate job failures/s for --duration to the Redis
+           cablecar watches, count the events it publishes, measure its CPU and RSS (--pid),
+           Redis's CPU and the watcher's lag (--admin)
   table    a row per result, in the order given: scripts/bench-sweep makes its table this way
 
 The server needs a route for the identifier, by default

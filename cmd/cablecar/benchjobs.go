@@ -20,17 +20,20 @@ func benchJobs(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("bench jobs", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "cablecar bench jobs --redis URL [flags]: the cost of watching Sidekiq\n\n"+
-			"The server watches the same Redis (CABLECAR_JOBS_SIDEKIQ_URL) with\n  CABLECAR_JOB_STREAMS='%s'\n"+
+		fmt.Fprintf(stderr, "cablecar bench jobs --redis URL [flags]: the cost of watching Sidekiq or BullMQ\n\n"+
+			"The server watches the same Redis (CABLECAR_JOBS_SIDEKIQ_URL, or CABLECAR_JOBS_BULLMQ_URL with\n"+
+			"CABLECAR_JOBS_BULLMQ_QUEUES=bench) with\n  CABLECAR_JOB_STREAMS='%s'\n"+
 			"and its events go to the stream %q, which this tool subscribes to.\n\n", bench.JobsStreamRule, bench.JobsStream)
 		fs.PrintDefaults()
 	}
-	fs.StringVar(&cfg.Backend, "backend", bench.DefaultJobsBackend, "job backend whose writes are imitated (sidekiq)")
+	fs.StringVar(&cfg.Backend, "backend", bench.DefaultJobsBackend, "job backend whose writes are imitated: sidekiq (retry set failures) or bullmq (failures moved to delayed, on the queue's events stream)")
+	fs.StringVar(&cfg.Queue, "queue", bench.DefaultJobsQueue, "bullmq: the queue (the server's CABLECAR_JOBS_BULLMQ_QUEUES)")
+	fs.StringVar(&cfg.BullMQPrefix, "bullmq-prefix", bench.DefaultBullMQPrefix, "bullmq: the key prefix (the server's CABLECAR_JOBS_BULLMQ_PREFIX)")
 	fs.StringVar(&cfg.RedisURL, "redis", "", "the Redis the server watches and publishes to (required)")
 	fs.StringVar(&cfg.Prefix, "prefix", "", "the server's CABLECAR_CHANNEL_PREFIX")
 	fs.StringVar(&cfg.Namespace, "namespace", "", "the server's CABLECAR_JOBS_SIDEKIQ_NAMESPACE")
 	fs.BoolVar(&cfg.Reset, "reset", false, "delete the retry set before seeding (a Redis of the benchmark's own only)")
-	fs.IntVar(&cfg.RetrySet, "retry-set", bench.DefaultRetrySet, "retry set entries to seed before measuring (0: none)")
+	fs.IntVar(&cfg.RetrySet, "retry-set", bench.DefaultRetrySet, "entries to seed before measuring: Sidekiq's retry set, or BullMQ's delayed jobs (0: none)")
 	fs.IntVar(&cfg.Rate, "rate", bench.DefaultJobRate, "job failures written per second")
 	fs.DurationVar(&cfg.Duration, "duration", bench.DefaultJobDuration, "how long to write them")
 	fs.IntVar(&cfg.BadEvery, "bad-every", 0, "make every K-th written entry bad: malformed JSON, an unknown class, huge arguments, in turn")
