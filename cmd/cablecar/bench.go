@@ -13,12 +13,16 @@ import (
 	"github.com/cablecar/cablecar/bench"
 )
 
-const benchUsage = `cablecar bench connect|fanout [flags]: load-test a running cablecar on this machine
+const benchUsage = `cablecar bench connect|fanout|jobs [flags]: load-test a running cablecar on this machine
 cablecar bench table [FILE.json...]: one Markdown table from --json results (stdin without files)
 
   connect  open --connections sockets (subscribed unless --no-subscribe), hold them, measure
   fanout   subscribe --connections sockets over --streams streams, publish --broadcasts
            rounds (one message per stream each) at --rate rounds/s, measure delivery
+  jobs     seed Sidekiq's retry set (or BullMQ's delayed jobs: --backend bullmq) with
+           --retry-set entries, write --rate job failures/s for --duration to the Redis
+           cablecar watches, count the events it publishes, measure its CPU and RSS (--pid),
+           Redis's CPU and the watcher's lag (--admin)
   table    a row per result, in the order given: scripts/bench-sweep makes its table this way
 
 The server needs a route for the identifier, by default
@@ -33,9 +37,12 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if len(args) > 0 && args[0] == "table" {
 		return benchTable(args[1:], os.Stdin, stdout)
 	}
+	if len(args) > 0 && args[0] == bench.ScenarioJobs {
+		return benchJobs(ctx, args[1:], stdout, stderr)
+	}
 	if len(args) == 0 || (args[0] != bench.ScenarioConnect && args[0] != bench.ScenarioFanout) {
 		fmt.Fprint(stderr, benchUsage)
-		return fmt.Errorf("%w: cablecar bench connect|fanout [flags]", errUsage)
+		return fmt.Errorf("%w: cablecar bench connect|fanout|jobs [flags]", errUsage)
 	}
 	cfg := bench.Config{Scenario: args[0]}
 	fs := flag.NewFlagSet("bench "+cfg.Scenario, flag.ContinueOnError)
