@@ -30,9 +30,9 @@ type Config struct {
 	// one; every key is read as "<Namespace>:<key>". Sidekiq 7 and later
 	// have no namespaces (default "", none).
 	Namespace string `env:"JOBS_SIDEKIQ_NAMESPACE"`
-	// PollInterval is how long a Poll that found nothing waits before it
-	// returns, so an idle watcher reads Redis about once per interval
-	// (default 1s).
+	// PollInterval is how often the watcher reads Redis: a Poll that is
+	// not behind returns no sooner than this after it started (default
+	// 1s).
 	PollInterval time.Duration `env:"JOBS_SIDEKIQ_POLL_INTERVAL"`
 	// MaxRetryCount is the highest retry_count the retry set is searched
 	// for with Sidekiq's default backoff; set it to the largest `retry:`

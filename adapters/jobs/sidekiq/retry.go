@@ -91,13 +91,22 @@ func (w *Watcher) readRetry(ctx context.Context, p *poll, upTo float64) error {
 	if err != nil {
 		return err
 	}
+	// Failures keep arriving while a window is read page by page. Paging
+	// by offset would then read an entry twice (an insert before it pushes
+	// it onto the next page) or never (a removal pulls it back), so each
+	// page starts at the last page's highest score, and seen drops the
+	// entries read again at that score.
+	seen := map[string]bool{}
 	read := 0
 	for i, win := range ws {
 		zs := first[i]
 		for off := int64(0); ; {
 			for _, z := range zs {
 				m, _ := z.Member.(string)
-				w.seeRetry(p, m, z.Score, from, to)
+				if !seen[m] {
+					seen[m] = true
+					w.seeRetry(p, m, z.Score, from, to)
+				}
 			}
 			read += len(zs)
 			if len(zs) < retryPage {
@@ -109,7 +118,7 @@ func (w *Watcher) readRetry(ctx context.Context, p *poll, upTo float64) error {
 				p.cur.Failed = to
 				return nil
 			}
-			off += retryPage
+			win, off = nextPage(win, off, zs)
 			if zs, err = w.retryPage(ctx, win, off).Result(); err != nil {
 				return fmt.Errorf("sidekiq: read retry set: %w", err)
 			}
@@ -117,6 +126,18 @@ func (w *Watcher) readRetry(ctx context.Context, p *poll, upTo float64) error {
 	}
 	p.cur.Failed = to
 	return nil
+}
+
+// nextPage is where the page after zs starts: at its highest score, or, in
+// the unlikely page whose entries all share one score, one page further
+// along that score.
+func nextPage(win window, off int64, zs []goredis.Z) (window, int64) {
+	last := zs[len(zs)-1].Score
+	if zs[0].Score == last {
+		return win, off + retryPage
+	}
+	win.lo = last
+	return win, 0
 }
 
 // firstPages reads the first page of every window in one round trip.

@@ -85,6 +85,7 @@ func (w *Watcher) Poll(ctx context.Context, cursorBytes []byte) (jobs.Batch, err
 		w.log.Warn("sidekiq watcher: unreadable cursor, starting from now", "err", err)
 		cur = nil
 	}
+	start := time.Now()
 	t, err := w.rdb.Time(ctx).Result()
 	if err != nil {
 		return jobs.Batch{}, fmt.Errorf("sidekiq: read redis time: %w", err)
@@ -116,16 +117,19 @@ func (w *Watcher) Poll(ctx context.Context, cursorBytes []byte) (jobs.Batch, err
 	if lag > 0 {
 		b.Lag = time.Duration(lag * float64(time.Second))
 	}
-	if len(b.Events) == 0 && len(b.Skipped) == 0 && b.Lag == 0 {
-		w.idle(ctx)
+	if b.Lag == 0 {
+		w.pace(ctx, start)
 	}
 	return b, nil
 }
 
-// idle waits PollInterval, or until ctx is done, so that a runner calling
-// Poll in a loop reads an idle Sidekiq about once per interval.
-func (w *Watcher) idle(ctx context.Context) {
-	t := time.NewTimer(w.cfg.PollInterval)
+// pace waits until PollInterval has passed since start, or until ctx is
+// done, so that a runner calling Poll in a loop reads Sidekiq about once
+// per interval, busy or not: each read covers the retry set's backoff
+// jitter (15 s and more of failures), so reading back to back would decode
+// the same entries over and over. A poll that is behind does not wait.
+func (w *Watcher) pace(ctx context.Context, start time.Time) {
+	t := time.NewTimer(w.cfg.PollInterval - time.Since(start))
 	defer t.Stop()
 	select {
 	case <-ctx.Done():
