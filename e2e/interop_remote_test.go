@@ -27,7 +27,8 @@ func TestInteropRemoteDisconnectFromRuby(t *testing.T) {
 		return tok
 	}
 	opts := func(sub string) jsclient.Options {
-		return jsclient.Options{URL: sc.wsURL("token=" + token(sub)), Duration: 4 * time.Second,
+		// Long enough for Ruby to boot and broadcast on a loaded machine.
+		return jsclient.Options{URL: sc.wsURL("token=" + token(sub)), Duration: 12 * time.Second,
 			Subscriptions: []map[string]any{{"channel": "DocumentChannel", "id": 123}}}
 	}
 	u42, u7 := jsclient.Start(t, opts("42")), jsclient.Start(t, opts("7"))
