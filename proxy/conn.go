@@ -51,6 +51,7 @@ type conn struct {
 	closeDone bool     // the flusher closes the socket when the queue drains
 	reading   bool     // a reader holds the connection; see read.go
 	released  bool     // end has run or is running
+	ext       bool     // actioncable-v1-ext-json (history.go); immutable, here to fill padding
 	queue     [][]byte // whole frames waiting for the flusher
 	pending   int      // bytes in queue
 	reason    string   // why the connection is closing
@@ -293,6 +294,7 @@ func (c *conn) confirm(sub *subscription) {
 	c.mu.Lock()
 	live := c.subs[sub.identifier] == sub && c.state == stateOpen
 	claimed := false
+	answer := live && sub.hist != nil && sub.hist.req != nil
 	if live {
 		sub.confirmed = true
 		claimed = c.queueLocked(identifierFrame(sub.quoted, "confirm_subscription"))
@@ -310,6 +312,9 @@ func (c *conn) confirm(sub *subscription) {
 		c.info("subscription confirmed", "channel", sub.channel, "identifier", sub.identifier, "streams", sub.streams)
 		if c.srv.replayer != nil {
 			go c.replay(sub) // may wait on the store: never on the hub's path
+		}
+		if answer {
+			go c.answerHistory(sub) // reads the history store
 		}
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cablecar/cablecar/auth"
+	"github.com/cablecar/cablecar/history"
 )
 
 // closeError ends a connection with a specific close frame.
@@ -105,7 +106,13 @@ type command struct {
 func (c *conn) handle(msg []byte) {
 	cmd, identifier, err := parseCommand(msg)
 	if err != nil {
+		if c.ext && cmd == "pong" { // the extended protocol's pong has no identifier
+			return
+		}
 		c.info("ignored a frame: "+err.Error(), "bytes", len(msg), "command", cmd)
+		return
+	}
+	if c.ext && c.handleExt(cmd, identifier, msg) {
 		return
 	}
 	switch cmd {
@@ -137,7 +144,11 @@ func parseCommand(msg []byte) (cmd, identifier string, err error) {
 	return c.Command, identifier, nil
 }
 
-func (c *conn) subscribe(identifier string) {
+func (c *conn) subscribe(identifier string) { c.subscribeWith(identifier, nil) }
+
+// subscribeWith is subscribe for an extended-protocol client, which may ask
+// for the streams' history (req; nil when it does not).
+func (c *conn) subscribeWith(identifier string, req *history.Request) {
 	c.mu.Lock()
 	_, dup := c.subs[identifier]
 	count := len(c.subs)
@@ -163,6 +174,9 @@ func (c *conn) subscribe(identifier string) {
 		return
 	}
 	sub := &subscription{conn: c, identifier: identifier, quoted: quoteIdentifier(identifier), channel: channel, streams: streams}
+	if c.ext {
+		c.prepareHistory(sub, req)
+	}
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()

@@ -44,6 +44,9 @@ type Server struct {
 	// replayer, when set before Serve, sends new subscriptions their
 	// streams' last state; read-only after.
 	replayer Replayer
+	// history, when set before Serve, serves extended-protocol clients
+	// their streams' history (history.go); read-only after.
+	history *historySupport
 
 	// poller reads idle connections without a goroutine each; nil where
 	// epoll is unavailable or before Serve. Set before the HTTP server
@@ -267,8 +270,8 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	who, authErr := s.authn.Authenticate(r)
-	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == "actioncable-v1-json" }}
-	nc, rw, _, err := u.Upgrade(r, w)
+	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == "actioncable-v1-json" || p == extProtocol }}
+	nc, rw, hs, err := u.Upgrade(r, w)
 	if err != nil {
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -280,7 +283,8 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// reading: this goroutine holds the connection until startReading.
-	c := &conn{id: s.nextID.Add(1), nc: nc, fd: socketFD(nc), srv: s, who: who, remote: r.RemoteAddr, since: time.Now().UnixNano(), reading: true}
+	c := &conn{id: s.nextID.Add(1), nc: nc, fd: socketFD(nc), srv: s, who: who, remote: r.RemoteAddr, since: time.Now().UnixNano(), reading: true,
+		ext: hs.Protocol == extProtocol}
 	s.stats.ConnsTotal.Add(1)
 	if authErr != nil {
 		c.who = nil

@@ -39,6 +39,8 @@ type config struct {
 	Jobs jobs.Config
 	// JobBackends are the watched backends (CABLECAR_JOBS_<BACKEND>_*).
 	JobBackends jobBackendsConfig
+	// History keeps stream history for AnyCable extended-protocol clients.
+	History historyConfig
 	Log         logConfig
 }
 
