@@ -41,7 +41,7 @@ type config struct {
 	JobBackends jobBackendsConfig
 	// History keeps stream history for AnyCable extended-protocol clients.
 	History historyConfig
-	Log         logConfig
+	Log     logConfig
 }
 
 // logConfig sets up log/slog.
