@@ -111,7 +111,7 @@ func (c *conn) prepareHistory(sub *subscription, req *history.Request) {
 	if hs == nil {
 		if req != nil {
 			// Nothing is recorded: an empty answer.
-			sub.hist = &subHistory{req: req}
+			sub.hist = &subHistory{req: req, last: map[string]history.Position{}}
 		}
 		return
 	}
