@@ -25,8 +25,9 @@ const historyStream = "document:Z2lkOi8vbXlhcHAvRG9jdW1lbnQvMTIz"
 // The Done-when of issue #14: two nodes on one Redis record Document 123's
 // history (CABLECAR_HISTORY); the real @anycable/web client on node A, with
 // the extended protocol, loses its network for 5 s while 100 messages are
-// published with plain PUBLISH, as Rails does. It reconnects by itself,
-// asks for what it missed, and ends up with every message exactly once, in
+// published with plain PUBLISH, as Rails does. It reconnects by itself
+// (its session is restored: welcome with restored_ids), asks for what it
+// missed with the history command, and ends up with every message exactly once, in
 // order, with consecutive offsets of one epoch; Redis recorded each message
 // once.
 func TestAnyCableHistoryAcrossDisconnect(t *testing.T) {
@@ -98,8 +99,9 @@ func TestAnyCableHistoryAcrossDisconnect(t *testing.T) {
 			t.Fatalf("message %d is n=%d; all: %v", i+1, v, got)
 		}
 	}
-	// What was published during the gap came after the client subscribed
-	// again: from the history, not from a connection that stayed up.
+	// What was published during the gap came after the client was back
+	// (its session restored, or subscribed again): from the history, not
+	// from a connection that stayed up.
 	resubscribed, firstMissed := -1, -1
 	for i, ev := range events {
 		if ev.Event == "subscribed" && strings.Contains(string(ev.Raw), `"reconnect":true`) && resubscribed < 0 {
@@ -152,7 +154,7 @@ func TestAnyCableHistoryPastRetention(t *testing.T) {
 		publish(`{"missed":true}`)
 	}
 	g.open()
-	d.waitFor(t, "info", 2) // the first was the initial subscribe's history_received
+	d.waitForType(t, "info", "history_not_found")
 	publish(`{"n":"live"}`)
 	events := d.wait(t)
 	if countEvents(events, "info", "history_not_found") != 1 {
@@ -255,8 +257,19 @@ func (d *driver) snapshot() []driverEvent {
 // waitFor waits until the driver printed count events of kind.
 func (d *driver) waitFor(t *testing.T, kind string, count int) {
 	t.Helper()
+	d.waitUntil(t, kind, "", count)
+}
+
+// waitForType waits for an event of kind and type typ.
+func (d *driver) waitForType(t *testing.T, kind, typ string) {
+	t.Helper()
+	d.waitUntil(t, kind, typ, 1)
+}
+
+func (d *driver) waitUntil(t *testing.T, kind, typ string, count int) {
+	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for countEvents(d.snapshot(), kind, "") < count {
+	for countEvents(d.snapshot(), kind, typ) < count {
 		select {
 		case <-d.done:
 			t.Fatalf("driver ended before %d %s events", count, kind)

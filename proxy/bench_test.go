@@ -179,7 +179,7 @@ func benchFanout(b *testing.B, subs, window int, recorded bool) {
 		sub := &subscription{conn: c, identifier: benchIdentifier, quoted: quoted, channel: "BenchChannel", streams: []string{stream}}
 		if recorded {
 			c.ext = true
-			sub.hist = &subHistory{last: map[string]history.Position{}}
+			srv.hists.Store(sub, &subHistory{last: map[string]history.Position{}})
 		}
 		c.subs = map[string]*subscription{benchIdentifier: sub}
 		srv.hub.addConn(c)

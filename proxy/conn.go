@@ -47,16 +47,20 @@ type conn struct {
 
 	mu        sync.Mutex // guards following
 	state     connState
-	flushing  bool     // a flusher goroutine is running
-	closeDone bool     // the flusher closes the socket when the queue drains
-	reading   bool     // a reader holds the connection; see read.go
-	released  bool     // end has run or is running
-	ext       bool     // actioncable-v1-ext-json (history.go); immutable, here to fill padding
-	queue     [][]byte // whole frames waiting for the flusher
-	pending   int      // bytes in queue
-	reason    string   // why the connection is closing
-	subs      map[string]*subscription
-	internal  *subscription // action_cable/<id>, nil without an identifier
+	flushing  bool // a flusher goroutine is running
+	closeDone bool // the flusher closes the socket when the queue drains
+	reading   bool // a reader holds the connection; see read.go
+	released  bool // end has run or is running
+	// ext marks actioncable-v1-ext-json (history.go, session.go); set
+	// before open, immutable after. Here it fills padding: plain
+	// connections stay a 208-byte allocation, and the extended ones' own
+	// state lives in Server.sessions.
+	ext      bool
+	queue    [][]byte // whole frames waiting for the flusher
+	pending  int      // bytes in queue
+	reason   string   // why the connection is closing
+	subs     map[string]*subscription
+	internal *subscription // action_cable/<id>, nil without an identifier
 
 	// Owned by the running flusher (one at a time).
 	wbufs    net.Buffers // the batch being written; a field so it does not escape per write
@@ -294,10 +298,16 @@ func (c *conn) confirm(sub *subscription) {
 	c.mu.Lock()
 	live := c.subs[sub.identifier] == sub && c.state == stateOpen
 	claimed := false
-	answer := live && sub.hist != nil && sub.hist.req != nil
+	answer := false
+	if live && c.ext {
+		hs := c.srv.hist(sub)
+		answer = hs != nil && hs.req != nil
+	}
 	if live {
 		sub.confirmed = true
-		claimed = c.queueLocked(identifierFrame(sub.quoted, "confirm_subscription"))
+		if !sub.restored { // a restored session's welcome said so
+			claimed = c.queueLocked(identifierFrame(sub.quoted, "confirm_subscription"))
+		}
 	}
 	info := c.infoLocked()
 	c.mu.Unlock()
@@ -344,7 +354,9 @@ func (c *conn) release() {
 	for _, sub := range subs {
 		c.srv.hub.unsubscribe(sub)
 		c.ended(sub)
+		c.forgetHist(sub)
 	}
+	c.saveSession(subs)
 }
 
 // ended tells the observer a confirmed subscription is over.

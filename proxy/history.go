@@ -56,7 +56,8 @@ func (s *Server) SetHistory(r history.Reader, rules history.Rules) {
 }
 
 // subHistory is an extended subscription's history state, guarded by
-// conn.mu.
+// conn.mu. It lives in Server.hists, not in the subscription, so that
+// plain subscriptions stay a 96-byte allocation.
 type subHistory struct {
 	req      *history.Request            // a request to answer once the subscription is live
 	catching bool                        // live recorded messages wait in held until the answer is queued
@@ -70,6 +71,23 @@ type heldFrame struct {
 	frame  []byte
 	stream string
 	pos    history.Position
+}
+
+// hist returns sub's history state; nil for plain subscriptions and
+// extended ones that neither asked for history nor get a recorded stream.
+func (s *Server) hist(sub *subscription) *subHistory {
+	v, ok := s.hists.Load(sub)
+	if !ok {
+		return nil
+	}
+	return v.(*subHistory)
+}
+
+// forgetHist drops sub's history state once it has left the hub.
+func (c *conn) forgetHist(sub *subscription) {
+	if c.ext {
+		c.srv.hists.Delete(sub)
+	}
 }
 
 // historyRequest reads the "history" field of an extended client's command.
@@ -111,7 +129,7 @@ func (c *conn) prepareHistory(sub *subscription, req *history.Request) {
 	if hs == nil {
 		if req != nil {
 			// Nothing is recorded: an empty answer.
-			sub.hist = &subHistory{req: req, last: map[string]history.Position{}}
+			c.srv.hists.Store(sub, &subHistory{req: req, last: map[string]history.Position{}})
 		}
 		return
 	}
@@ -131,7 +149,7 @@ func (c *conn) prepareHistory(sub *subscription, req *history.Request) {
 	if streams != nil {
 		sub.streams = streams
 	}
-	sub.hist = &subHistory{req: req, catching: req != nil, last: map[string]history.Position{}}
+	c.srv.hists.Store(sub, &subHistory{req: req, catching: req != nil, last: map[string]history.Position{}})
 }
 
 // historyCommand answers the "history" command for a live subscription.
@@ -147,15 +165,17 @@ func (c *conn) historyCommand(identifier string, req *history.Request) {
 		c.info("ignored a history command: not subscribed", "identifier", identifier)
 		return
 	}
-	if sub.hist == nil {
-		sub.hist = &subHistory{last: map[string]history.Position{}}
+	hs := c.srv.hist(sub)
+	if hs == nil {
+		hs = &subHistory{last: map[string]history.Position{}}
+		c.srv.hists.Store(sub, hs)
 	}
-	if sub.hist.req != nil {
+	if hs.req != nil {
 		c.mu.Unlock()
 		c.debug("history command ignored: a request is being answered", "identifier", identifier)
 		return
 	}
-	sub.hist.req, sub.hist.catching = req, true
+	hs.req, hs.catching = req, true
 	live := sub.confirmed
 	c.mu.Unlock()
 	if live { // else confirm starts it
@@ -175,15 +195,18 @@ type recordedPart struct {
 // runs on a goroutine of its own once every stream of sub is live, so
 // whatever the store lacks arrives live and is held.
 func (c *conn) answerHistory(sub *subscription) {
+	hs := c.srv.hist(sub)
+	if hs == nil { // unsubscribed meanwhile
+		return
+	}
 	c.mu.Lock()
-	req := sub.hist.req
+	req := hs.req
 	c.mu.Unlock()
 	parts, err := c.readHistory(sub.streams, req)
 	if err != nil {
 		c.info("history request rejected: "+err.Error(), "identifier", sub.identifier)
 	}
 	c.mu.Lock()
-	hs := sub.hist
 	hs.req, hs.catching = nil, false
 	held := hs.held
 	hs.held, hs.heldSize = nil, 0
@@ -264,8 +287,8 @@ func (hs *subHistory) advance(stream string, pos history.Position) bool {
 // subscription: held while a history answer is pending, skipped when that
 // answer already had it.
 func (c *conn) sendRecorded(sub *subscription, frame []byte, stream string, pos history.Position, b *flushBatch) *flushBatch {
+	hs := c.srv.hist(sub)
 	c.mu.Lock()
-	hs := sub.hist
 	claimed := false
 	switch {
 	case hs == nil: // a plain subscription to an internal stream's name

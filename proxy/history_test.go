@@ -32,8 +32,24 @@ func historyServer(t *testing.T) (*testServer, *history.Memory) {
 }
 
 // dialExt connects with the AnyCable extended protocol only and reads the
-// welcome.
+// welcome, which must carry a fresh session id and no restore.
 func dialExt(t *testing.T, url string) *client {
+	t.Helper()
+	c, w := dialExtWelcome(t, url)
+	if w.Restored || len(w.RestoredIDs) > 0 {
+		t.Fatalf("welcome restored a session: %+v", w)
+	}
+	return c
+}
+
+type extWelcome struct {
+	Type        string   `json:"type"`
+	Sid         string   `json:"sid"`
+	Restored    bool     `json:"restored"`
+	RestoredIDs []string `json:"restored_ids"`
+}
+
+func dialExtWelcome(t *testing.T, url string) (*client, extWelcome) {
 	t.Helper()
 	d := ws.Dialer{Protocols: []string{"actioncable-v1-ext-json"}, Timeout: 5 * time.Second}
 	nc, br, hs, err := d.Dial(context.Background(), url)
@@ -48,10 +64,12 @@ func dialExt(t *testing.T, url string) *client {
 	if c.protocol != "actioncable-v1-ext-json" {
 		t.Fatalf("subprotocol %q, want actioncable-v1-ext-json", c.protocol)
 	}
-	if got := c.nextText(); got != `{"type":"welcome"}` {
+	got := c.nextText()
+	var w extWelcome
+	if err := json.Unmarshal([]byte(got), &w); err != nil || w.Type != "welcome" || len(w.Sid) != 32 {
 		t.Fatalf("welcome = %s", got)
 	}
-	return c
+	return c, w
 }
 
 func publish(t *testing.T, ts *testServer, stream string, from, to int) {
@@ -204,4 +222,54 @@ func TestHistoryCommand(t *testing.T) {
 	if !strings.Contains(ts.logs.String(), "subscription confirmed") {
 		t.Error("no confirm logged")
 	}
+}
+
+// A reconnect with ?sid= gets its subscriptions back without subscribing
+// (welcome restored, no confirm_subscription) and asks for what it missed
+// with the history command. A session is restored once, and a plain
+// client's welcome is unchanged.
+func TestSessionRestore(t *testing.T) {
+	ts, store := historyServer(t)
+	c, w := dialExtWelcome(t, ts.url(""))
+	c.command("subscribe", lobby)
+	if got := c.nextText(); got != confirmFrame(lobby) {
+		t.Fatalf("confirm = %s", got)
+	}
+	publish(t, ts, "chat:lobby", 1, 2)
+	epoch := epochOf(t, store)
+	for n := 1; n <= 2; n++ {
+		if got := c.nextText(); got != recorded(lobby, n, epoch) {
+			t.Fatalf("live %d: %s", n, got)
+		}
+	}
+	c.nc.Close()
+	waitFor(t, "the connection ended", func() bool { return ts.Stats().ConnsOpen.Load() == 0 })
+	publish(t, ts, "chat:lobby", 3, 4)
+
+	r, rw := dialExtWelcome(t, ts.url("sid="+w.Sid))
+	if !rw.Restored || len(rw.RestoredIDs) != 1 || rw.RestoredIDs[0] != lobby || rw.Sid == w.Sid {
+		t.Fatalf("welcome after reconnect = %+v, want restored [%s] with a new sid", rw, lobby)
+	}
+	q, _ := json.Marshal(lobby)
+	r.sendText(`{"command":"history","identifier":` + string(q) + `,"history":{"streams":{"chat:lobby":{"epoch":"` + epoch + `","offset":2}}}}`)
+	for n := 3; n <= 4; n++ {
+		if got := r.nextText(); got != recorded(lobby, n, epoch) {
+			t.Fatalf("missed %d: %s", n, got)
+		}
+	}
+	if got := r.nextText(); got != historyType(lobby, "confirm_history") {
+		t.Fatalf("got %s, want confirm_history", got)
+	}
+	publish(t, ts, "chat:lobby", 5, 5)
+	if got := r.nextText(); got != recorded(lobby, 5, epoch) {
+		t.Fatalf("live 5: %s", got)
+	}
+	// The old id is used up.
+	if _, again := dialExtWelcome(t, ts.url("sid="+w.Sid)); again.Restored {
+		t.Fatalf("a session was restored twice: %+v", again)
+	}
+	if got := welcomed(t, ts.url("")); got.protocol != "actioncable-v1-json" {
+		t.Fatalf("plain client protocol %q", got.protocol)
+	}
+	noErrorLogs(t, ts)
 }

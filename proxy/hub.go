@@ -319,9 +319,9 @@ type subscription struct {
 	// action_cable/<connection identifier>, which carries remote
 	// disconnects. Its identifier is "", which no client can subscribe.
 	internal bool
-	// hist is an extended-protocol subscription's history state (nil
-	// for plain ones); guarded by conn.mu.
-	hist *subHistory
+	// restored: brought back by a session restore, confirmed without a
+	// frame.
+	restored bool
 }
 
 // streamReady counts one of sub's streams as active and confirms sub when

@@ -46,7 +46,11 @@ func (c *conn) open() bool {
 		c.internal = &subscription{conn: c, internal: true, channel: "(internal)", streams: []string{"action_cable/" + id}}
 		c.srv.hub.subscribe(c.internal)
 	}
-	c.send(frameWelcome)
+	if c.ext {
+		c.send(c.extWelcome()) // may restore a session: after the internal channel, before the reader
+	} else {
+		c.send(frameWelcome)
+	}
 	c.info("connected")
 	if h := c.srv.hooks.ConnOpened; h != nil {
 		h(c.snapshot())
@@ -180,6 +184,7 @@ func (c *conn) subscribeWith(identifier string, req *history.Request) {
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
+		c.forgetHist(sub)
 		return
 	}
 	if c.subs == nil {
@@ -201,6 +206,7 @@ func (c *conn) unsubscribe(identifier string) {
 	}
 	c.srv.hub.unsubscribe(sub)
 	c.ended(sub)
+	c.forgetHist(sub)
 	c.info("unsubscribed", "channel", sub.channel, "identifier", identifier)
 }
 

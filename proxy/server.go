@@ -47,6 +47,12 @@ type Server struct {
 	// history, when set before Serve, serves extended-protocol clients
 	// their streams' history (history.go); read-only after.
 	history *historySupport
+	// sessions keeps ended extended connections' subscriptions
+	// (session.go).
+	sessions sessionStore
+	// hists holds extended subscriptions' history state
+	// (*subscription → *subHistory; history.go).
+	hists sync.Map
 
 	// poller reads idle connections without a goroutine each; nil where
 	// epoll is unavailable or before Serve. Set before the HTTP server
@@ -300,6 +306,9 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		s.connsMu.Unlock()
 		c.finish("server_restart", frameDisconnectRestart, frameCloseNormal)
 		return
+	}
+	if c.ext && c.who != nil { // open will succeed, and end will drop it
+		s.sessions.register(c.id, r.URL.Query().Get("sid"))
 	}
 	// open only queues frames and registers the conn: cheap enough to run
 	// under connsMu, so a drain that starts now sees this conn in the hub.

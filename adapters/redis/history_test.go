@@ -151,7 +151,7 @@ func TestHistoryTrimAndExpiry(t *testing.T) {
 	if snap.DroppedAt < snap.Entries[0].Time {
 		t.Fatalf("DroppedAt %d before the oldest kept %d", snap.DroppedAt, snap.Entries[0].Time)
 	}
-	req := history.Request{Streams: map[string]history.Position{"doc:2": {snap.Epoch, 1}}}
+	req := history.Request{Streams: map[string]history.Position{"doc:2": {Epoch: snap.Epoch, Offset: 1}}}
 	if _, err := history.Select(snap, "doc:2", req, time.Now(), time.Minute); !errors.Is(err, history.ErrCannotRestore) {
 		t.Fatalf("offset 1 after trimming: %v, want ErrCannotRestore", err)
 	}
@@ -166,7 +166,7 @@ func TestHistoryTrimAndExpiry(t *testing.T) {
 	if fresh.Epoch == snap.Epoch || len(fresh.Entries) != 1 || string(fresh.Entries[0].Data) != `"again"` {
 		t.Fatalf("after the keys were lost: %+v (old epoch %q)", fresh, snap.Epoch)
 	}
-	req = history.Request{Streams: map[string]history.Position{"doc:2": {snap.Epoch, 500}}}
+	req = history.Request{Streams: map[string]history.Position{"doc:2": {Epoch: snap.Epoch, Offset: 500}}}
 	if _, err := history.Select(fresh, "doc:2", req, time.Now(), time.Minute); !errors.Is(err, history.ErrCannotRestore) {
 		t.Fatalf("old epoch: %v, want ErrCannotRestore", err)
 	}
