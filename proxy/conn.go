@@ -47,20 +47,16 @@ type conn struct {
 
 	mu        sync.Mutex // guards following
 	state     connState
-	flushing  bool // a flusher goroutine is running
-	closeDone bool // the flusher closes the socket when the queue drains
-	reading   bool // a reader holds the connection; see read.go
-	released  bool // end has run or is running
-	// ext marks actioncable-v1-ext-json (history.go, session.go); set
-	// before open, immutable after. Here it fills padding: plain
-	// connections stay a 208-byte allocation, and the extended ones' own
-	// state lives in Server.sessions.
-	ext      bool
-	queue    [][]byte // whole frames waiting for the flusher
-	pending  int      // bytes in queue
-	reason   string   // why the connection is closing
-	subs     map[string]*subscription
-	internal *subscription // action_cable/<id>, nil without an identifier
+	flushing  bool     // a flusher goroutine is running
+	closeDone bool     // the flusher closes the socket when the queue drains
+	reading   bool     // a reader holds the connection; see read.go
+	released  bool     // end has run or is running
+	ext       bool     // actioncable-v1-ext-json; immutable; in padding, its state in Server.sessions/hists
+	queue     [][]byte // whole frames waiting for the flusher
+	pending   int      // bytes in queue
+	reason    string   // why the connection is closing
+	subs      map[string]*subscription
+	internal  *subscription // action_cable/<id>, nil without an identifier
 
 	// Owned by the running flusher (one at a time).
 	wbufs    net.Buffers // the batch being written; a field so it does not escape per write
