@@ -23,6 +23,7 @@ import (
 
 	"github.com/cablecar/cablecar/adapters/memory"
 	"github.com/cablecar/cablecar/auth"
+	"github.com/cablecar/cablecar/history"
 )
 
 const benchIdentifier = `{"channel":"BenchChannel","stream":"bench-0"}`
@@ -119,15 +120,28 @@ func BenchmarkHubFanout(b *testing.B) {
 			name   string
 			window int
 		}{{"burst", 32}, {"sparse", 1}} {
-			b.Run("subs="+strconv.Itoa(n)+"/"+mode.name, func(b *testing.B) { benchFanout(b, n, mode.window) })
+			b.Run("subs="+strconv.Itoa(n)+"/"+mode.name, func(b *testing.B) { benchFanout(b, n, mode.window, false) })
 		}
 	}
 }
 
-func benchFanout(b *testing.B, subs, window int) {
-	const stream = "bench-0"
+// BenchmarkHubFanoutRecorded is BenchmarkHubFanout for a stream with
+// history, every subscriber on the extended protocol: the hub delivers
+// the recorded copy (history.Annotate), each frame carries the position.
+func BenchmarkHubFanoutRecorded(b *testing.B) {
+	for _, n := range []int{1, 100, 1000} {
+		b.Run("subs="+strconv.Itoa(n)+"/sparse", func(b *testing.B) { benchFanout(b, n, 1, true) })
+	}
+}
+
+func benchFanout(b *testing.B, subs, window int, recorded bool) {
+	stream := "bench-0"
+	if recorded {
+		stream = history.InternalPrefix + stream
+	}
 	srv := &Server{cfg: Config{}.withDefaults(), log: slog.New(slog.DiscardHandler)}
 	srv.hub = newHub(nopBroker{}, srv.log, &srv.stats, &srv.hooks)
+	srv.hub.recorded = recorded
 	srv.rawIOs.New = func() any { return newRawIO() } // as New and Serve do
 	srv.writers = newWriterPool()
 	srv.hub.writers = srv.writers
@@ -163,6 +177,10 @@ func benchFanout(b *testing.B, subs, window int) {
 		go func() { defer readers.Done(); d.read(client) }()
 		c := &conn{id: uint64(i + 1), nc: server, fd: socketFD(server), srv: srv, remote: client.LocalAddr().String(), since: time.Now().UnixNano()}
 		sub := &subscription{conn: c, identifier: benchIdentifier, quoted: quoted, channel: "BenchChannel", streams: []string{stream}}
+		if recorded {
+			c.ext = true
+			srv.hists.Store(sub, &subHistory{last: map[string]history.Position{}})
+		}
 		c.subs = map[string]*subscription{benchIdentifier: sub}
 		srv.hub.addConn(c)
 		srv.hub.subscribe(sub)
@@ -172,12 +190,20 @@ func benchFanout(b *testing.B, subs, window int) {
 
 	payload := []byte(`{"status":"complete","progress":100,"html":"<turbo-stream action=\"replace\"></turbo-stream>"}`)
 	frameLen := int64(len(messageFrame(quoted, payload)))
+	if recorded {
+		// Offsets from 1,000,001 on: every frame has the same length.
+		frameLen = int64(len(recordedFrame(quoted, payload, quoteIdentifier("bench-0"), history.Position{Epoch: "0123abcd", Offset: 1_000_001})))
+	}
 	base := d.got.Load()
 	b.ReportAllocs()
 	b.SetBytes(frameLen * int64(subs))
 	b.ResetTimer()
 	for i := range b.N {
-		srv.hub.deliver(stream, payload)
+		if recorded {
+			srv.hub.deliver(stream, history.Annotate("0123abcd", uint64(1_000_001+i), payload))
+		} else {
+			srv.hub.deliver(stream, payload)
+		}
 		if (i+1)%window == 0 {
 			d.await(b, base+int64(i+1-window/2)*int64(subs)*frameLen) // window/2 may still be on their way
 		}

@@ -51,6 +51,7 @@ type conn struct {
 	closeDone bool     // the flusher closes the socket when the queue drains
 	reading   bool     // a reader holds the connection; see read.go
 	released  bool     // end has run or is running
+	ext       bool     // actioncable-v1-ext-json; immutable; in padding, its state in Server.sessions/hists
 	queue     [][]byte // whole frames waiting for the flusher
 	pending   int      // bytes in queue
 	reason    string   // why the connection is closing
@@ -293,9 +294,16 @@ func (c *conn) confirm(sub *subscription) {
 	c.mu.Lock()
 	live := c.subs[sub.identifier] == sub && c.state == stateOpen
 	claimed := false
+	answer := false
+	if live && c.ext {
+		hs := c.srv.hist(sub)
+		answer = hs != nil && hs.req != nil
+	}
 	if live {
 		sub.confirmed = true
-		claimed = c.queueLocked(identifierFrame(sub.quoted, "confirm_subscription"))
+		if !sub.restored { // a restored session's welcome said so
+			claimed = c.queueLocked(identifierFrame(sub.quoted, "confirm_subscription"))
+		}
 	}
 	info := c.infoLocked()
 	c.mu.Unlock()
@@ -310,6 +318,9 @@ func (c *conn) confirm(sub *subscription) {
 		c.info("subscription confirmed", "channel", sub.channel, "identifier", sub.identifier, "streams", sub.streams)
 		if r := c.srv.replayer; r != nil && r.Replays(sub.channel) {
 			go c.replay(sub) // may wait on the store: never on the hub's path
+		}
+		if answer {
+			go c.answerHistory(sub) // reads the history store
 		}
 	}
 }
@@ -339,7 +350,9 @@ func (c *conn) release() {
 	for _, sub := range subs {
 		c.srv.hub.unsubscribe(sub)
 		c.ended(sub)
+		c.forgetHist(sub)
 	}
+	c.saveSession(subs)
 }
 
 // ended tells the observer a confirmed subscription is over.

@@ -17,6 +17,14 @@
 // the poller's epoll set (poll_linux.go, read.go), so an idle connection
 // costs no goroutine; elsewhere it keeps one parked reader.
 //
+// Clients of the AnyCable extended protocol (actioncable-v1-ext-json)
+// take a few more paths: on streams with history (package history) they
+// subscribe to the recorded copies, whose frames carry the stream's epoch
+// and offset, and can ask for what they missed (history.go); their
+// sessions can be restored after a reconnect (session.go). Their extra
+// state lives beside the connection and subscription structs, so plain
+// clients pay one branch and no memory for it.
+//
 // A socket is closed only by the holder of its writer role, or when no one
 // holds it, so a raw send never meets a descriptor closed and reused under
 // it.

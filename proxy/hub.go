@@ -6,9 +6,12 @@ import (
 	"hash/maphash"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cablecar/cablecar/history"
 )
 
 // shardCount is the number of hub shards. A power of two, so the shard is a
@@ -28,6 +31,10 @@ type hub struct {
 	// writers write what deliver queues; nil in tests that need no
 	// pool (every connection then gets a flusher goroutine).
 	writers *writerPool
+	// recorded: some streams have history, and their annotated copies
+	// (history.InternalPrefix+stream) go to deliverRecorded. Set before
+	// the broker runs.
+	recorded bool
 
 	streams [shardCount]streamShard
 	conns   [shardCount]connShard
@@ -195,6 +202,10 @@ func (h *hub) activate(name string) {
 func (h *hub) deliver(name string, payload []byte) {
 	received := time.Now()
 	h.stats.BroadcastsReceived.Add(1)
+	if h.recorded && strings.HasPrefix(name, history.InternalPrefix) {
+		h.deliverRecorded(name, payload)
+		return
+	}
 	if !json.Valid(payload) {
 		h.stats.InvalidPayloads.Add(1)
 		h.log.Warn("broadcast dropped: payload is not valid JSON", "stream", name, "bytes", len(payload))
@@ -308,6 +319,9 @@ type subscription struct {
 	// action_cable/<connection identifier>, which carries remote
 	// disconnects. Its identifier is "", which no client can subscribe.
 	internal bool
+	// restored: brought back by a session restore, confirmed without a
+	// frame.
+	restored bool
 }
 
 // streamReady counts one of sub's streams as active and confirms sub when

@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/cablecar/cablecar/auth"
+	"github.com/cablecar/cablecar/history"
 )
 
 // closeError ends a connection with a specific close frame.
@@ -45,7 +46,11 @@ func (c *conn) open() bool {
 		c.internal = &subscription{conn: c, internal: true, channel: "(internal)", streams: []string{"action_cable/" + id}}
 		c.srv.hub.subscribe(c.internal)
 	}
-	c.send(frameWelcome)
+	if c.ext {
+		c.send(c.extWelcome()) // may restore a session: after the internal channel, before the reader
+	} else {
+		c.send(frameWelcome)
+	}
 	c.info("connected")
 	if h := c.srv.hooks.ConnOpened; h != nil {
 		h(c.snapshot())
@@ -105,7 +110,13 @@ type command struct {
 func (c *conn) handle(msg []byte) {
 	cmd, identifier, err := parseCommand(msg)
 	if err != nil {
+		if c.ext && cmd == "pong" { // the extended protocol's pong has no identifier
+			return
+		}
 		c.info("ignored a frame: "+err.Error(), "bytes", len(msg), "command", cmd)
+		return
+	}
+	if c.ext && c.handleExt(cmd, identifier, msg) {
 		return
 	}
 	switch cmd {
@@ -137,7 +148,11 @@ func parseCommand(msg []byte) (cmd, identifier string, err error) {
 	return c.Command, identifier, nil
 }
 
-func (c *conn) subscribe(identifier string) {
+func (c *conn) subscribe(identifier string) { c.subscribeWith(identifier, nil) }
+
+// subscribeWith is subscribe for an extended-protocol client, which may ask
+// for the streams' history (req; nil when it does not).
+func (c *conn) subscribeWith(identifier string, req *history.Request) {
 	c.mu.Lock()
 	_, dup := c.subs[identifier]
 	count := len(c.subs)
@@ -163,9 +178,13 @@ func (c *conn) subscribe(identifier string) {
 		return
 	}
 	sub := &subscription{conn: c, identifier: identifier, quoted: quoteIdentifier(identifier), channel: channel, streams: streams}
+	if c.ext {
+		c.prepareHistory(sub, req)
+	}
 	c.mu.Lock()
 	if c.state != stateOpen {
 		c.mu.Unlock()
+		c.forgetHist(sub)
 		return
 	}
 	if c.subs == nil {
@@ -187,6 +206,7 @@ func (c *conn) unsubscribe(identifier string) {
 	}
 	c.srv.hub.unsubscribe(sub)
 	c.ended(sub)
+	c.forgetHist(sub)
 	c.info("unsubscribed", "channel", sub.channel, "identifier", identifier)
 }
 

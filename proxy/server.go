@@ -48,6 +48,15 @@ type Server struct {
 	// (perform.go); read-only after.
 	performer    *performer
 	performStats PerformStats
+	// history, when set before Serve, serves extended-protocol clients
+	// their streams' history (history.go); read-only after.
+	history *historySupport
+	// sessions keeps ended extended connections' subscriptions
+	// (session.go).
+	sessions sessionStore
+	// hists holds extended subscriptions' history state
+	// (*subscription → *subHistory; history.go).
+	hists sync.Map
 
 	// poller reads idle connections without a goroutine each; nil where
 	// epoll is unavailable or before Serve. Set before the HTTP server
@@ -277,8 +286,8 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	who, authErr := s.authn.Authenticate(r)
-	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == "actioncable-v1-json" }}
-	nc, rw, _, err := u.Upgrade(r, w)
+	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == "actioncable-v1-json" || p == extProtocol }}
+	nc, rw, hs, err := u.Upgrade(r, w)
 	if err != nil {
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
 		return
@@ -290,7 +299,8 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// reading: this goroutine holds the connection until startReading.
-	c := &conn{id: s.nextID.Add(1), nc: nc, fd: socketFD(nc), srv: s, who: who, remote: r.RemoteAddr, since: time.Now().UnixNano(), reading: true}
+	c := &conn{id: s.nextID.Add(1), nc: nc, fd: socketFD(nc), srv: s, who: who, remote: r.RemoteAddr, since: time.Now().UnixNano(), reading: true,
+		ext: hs.Protocol == extProtocol}
 	s.stats.ConnsTotal.Add(1)
 	if authErr != nil {
 		c.who = nil
@@ -306,6 +316,9 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		s.connsMu.Unlock()
 		c.finish("server_restart", frameDisconnectRestart, frameCloseNormal)
 		return
+	}
+	if c.ext && c.who != nil { // open will succeed, and end will drop it
+		s.sessions.register(c.id, r.URL.Query().Get("sid"))
 	}
 	// open only queues frames and registers the conn: cheap enough to run
 	// under connsMu, so a drain that starts now sees this conn in the hub.

@@ -8,6 +8,8 @@ import (
 	"context"
 	"errors"
 	"sync"
+
+	"github.com/cablecar/cablecar/history"
 )
 
 // ErrNotRunning is what Health reports while Run is not running.
@@ -34,7 +36,16 @@ type Broker struct {
 	pending map[string]struct{} // subscribed since Run last reported active
 	running bool                // a Run call is active
 	deliver func(stream string, payload []byte)
+
+	// history, when set, records the streams its rules cover; set
+	// before Run, read-only after.
+	history *history.Memory
 }
+
+// SetHistory makes Publish record the streams h's rules cover and deliver
+// each recorded message's annotated copy on history.InternalPrefix+stream
+// (see package history). Call it before Run.
+func (b *Broker) SetHistory(h *history.Memory) { b.history = h }
 
 // New returns an empty, stopped broker.
 func New() *Broker {
@@ -124,8 +135,9 @@ func (b *Broker) Unsubscribe(stream string) {
 }
 
 // Publish calls deliver with payload, on the caller's goroutine, if stream
-// is wanted and Run is running; otherwise it drops the message. It always
-// returns nil.
+// is wanted and Run is running; otherwise it drops the message. With a
+// history store it also records the message, then delivers its annotated
+// copy if that is wanted. It always returns nil.
 func (b *Broker) Publish(_ context.Context, stream string, payload []byte) error {
 	b.cbMu.Lock()
 	defer b.cbMu.Unlock()
@@ -135,6 +147,20 @@ func (b *Broker) Publish(_ context.Context, stream string, payload []byte) error
 	b.mu.Unlock()
 	if ok && deliver != nil {
 		deliver(stream, payload)
+	}
+	if b.history == nil {
+		return nil
+	}
+	epoch, offset, recorded := b.history.Append(stream, payload)
+	if !recorded {
+		return nil
+	}
+	internal := history.InternalPrefix + stream
+	b.mu.Lock()
+	_, ok = b.want[internal]
+	b.mu.Unlock()
+	if ok && deliver != nil {
+		deliver(internal, history.Annotate(epoch, offset, payload))
 	}
 	return nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/cablecar/cablecar/adapters/internal/brokertest"
+	"github.com/cablecar/cablecar/history"
 )
 
 func TestContract(t *testing.T) {
@@ -91,4 +92,39 @@ func TestRunAgainAfterStop(t *testing.T) {
 	stop = r2.Start(t, b)
 	brokertest.WaitFor(t, time.Second, "active in second Run", func() bool { return r2.Actives("s") == 1 })
 	stop()
+}
+
+// TestHistory: a recorded stream's messages are delivered as published on
+// the stream and annotated on its internal stream, with offsets 1, 2, …;
+// they are recorded whether or not anyone is subscribed.
+func TestHistory(t *testing.T) {
+	b := New()
+	store := history.NewMemory(history.Rules{{Pattern: "doc:*", Size: 10, TTL: time.Minute}})
+	b.SetHistory(store)
+	r := brokertest.NewRecorder(t)
+	r.Start(t, b)
+	internal := history.InternalPrefix + "doc:1"
+	_ = b.Publish(context.Background(), "doc:1", []byte(`"before"`)) // no subscriber: recorded all the same
+	b.Subscribe("doc:1")
+	b.Subscribe(internal)
+	brokertest.WaitFor(t, time.Second, "active", func() bool { return r.Actives(internal) == 1 })
+	_ = b.Publish(context.Background(), "doc:1", []byte(`{"a":1}`))
+	_ = b.Publish(context.Background(), "chat:1", []byte(`{"a":2}`))
+	if got := r.Messages("doc:1"); len(got) != 1 || string(got[0]) != `{"a":1}` {
+		t.Errorf("plain messages = %q", got)
+	}
+	got := r.Messages(internal)
+	if len(got) != 1 {
+		t.Fatalf("annotated messages = %q, want one", got)
+	}
+	snap, _ := store.Snapshot(context.Background(), "doc:1")
+	if want := "2 " + snap.Epoch + "\n" + `{"a":1}`; string(got[0]) != want {
+		t.Errorf("annotated = %q, want %q", got[0], want)
+	}
+	if snap.Last != 2 || string(snap.Entries[0].Data) != `"before"` {
+		t.Errorf("snapshot = %+v", snap)
+	}
+	if s, _ := store.Snapshot(context.Background(), "chat:1"); s.Epoch != "" {
+		t.Errorf("chat:1 recorded: %+v", s)
+	}
 }

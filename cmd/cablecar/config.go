@@ -42,6 +42,8 @@ type config struct {
 	JobBackends jobBackendsConfig
 	// Perform forwards client actions (CABLECAR_PERFORM_*).
 	Perform perform.Config
+	// History keeps stream history for AnyCable extended-protocol clients.
+	History historyConfig
 	Log     logConfig
 }
 

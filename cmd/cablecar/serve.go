@@ -71,6 +71,11 @@ func serve(ctx context.Context, dev bool, stderr io.Writer) error {
 		return err
 	}
 	defer closePerformer()
+	historyStopped, err := startHistory(ctx, cfg.History, broker, srv, log)
+	if err != nil {
+		return err
+	}
+	defer historyStopped()
 	jw, err := newJobWatch(cfg, broker, a, log)
 	if err != nil {
 		return err
