@@ -62,7 +62,7 @@ type Broker struct {
 
 // counters are the Stats, kept as atomics so readers never take mu.
 type counters struct {
-	delivered, published, publishErrors, polls, pollErrors atomic.Uint64
+	delivered, published, publishErrors, polls, pollErrors, recoveries atomic.Uint64
 }
 
 // Stats are counters since New, for metrics.
@@ -76,6 +76,9 @@ type Stats struct {
 	Published, PublishErrors uint64
 	// Polls counts completed polls; PollErrors failed ones.
 	Polls, PollErrors uint64
+	// Reconnects counts recoveries: a poll that completed after one or
+	// more failed.
+	Reconnects uint64
 }
 
 // New checks cfg and returns a stopped broker. It does no IO: Run polls. A
@@ -230,5 +233,6 @@ func (b *Broker) Stats() Stats {
 		PublishErrors: b.stats.publishErrors.Load(),
 		Polls:         b.stats.polls.Load(),
 		PollErrors:    b.stats.pollErrors.Load(),
+		Reconnects:    b.stats.recoveries.Load(),
 	}
 }

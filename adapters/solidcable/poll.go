@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cablecar/cablecar/adapters/internal/outage"
 )
 
 // maxBackoff caps the wait between polls while the database fails (or the
@@ -52,7 +54,7 @@ func (b *Broker) Run(ctx context.Context, deliver func(stream string, payload []
 	l := &loop{b: b, deliver: deliver, active: active, subs: map[string]*sub{},
 		byChannel: map[string]*sub{}, fresh: map[string]*sub{}, unacked: map[string]uint64{},
 		seen: map[int64]struct{}{}}
-	wait := b.cfg.PollingInterval
+	failures := 0
 	for {
 		qctx, qcancel := context.WithTimeout(ctx, b.cfg.QueryTimeout)
 		more, err := l.cycle(qctx)
@@ -64,13 +66,15 @@ func (b *Broker) Run(ctx context.Context, deliver func(stream string, payload []
 		if b.afterPoll != nil {
 			b.afterPoll(err)
 		}
+		wait := b.cfg.PollingInterval
 		switch {
 		case err != nil:
-			wait = min(max(wait*2, b.cfg.PollingInterval), max(maxBackoff, b.cfg.PollingInterval))
+			failures++
+			wait = outage.Doubling(b.cfg.PollingInterval, max(maxBackoff, b.cfg.PollingInterval), failures)
 		case more:
-			wait = 0 // a full batch: read on at once
+			failures, wait = 0, 0 // a full batch: read on at once
 		default:
-			wait = b.cfg.PollingInterval
+			failures = 0
 		}
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -94,6 +98,7 @@ func (b *Broker) report(err error, cursor int64) {
 		b.pollErr, b.lastOK = nil, time.Now()
 		b.mu.Unlock()
 		if wasDown {
+			b.stats.recoveries.Add(1)
 			b.log.Info("solid_cable: polling works again; resuming after the last message read", "after_id", cursor)
 		}
 		return

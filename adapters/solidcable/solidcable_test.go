@@ -352,6 +352,9 @@ func TestSolidCablePostgresRestart(t *testing.T) {
 	if got := logs.matching("polling works again"); len(got) != 1 {
 		t.Errorf("recovery logged %d times, want once: %q", len(got), got)
 	}
+	if got := b.Stats().Reconnects; got != 1 {
+		t.Errorf("Stats().Reconnects = %d, want 1", got)
+	}
 }
 
 // TestSolidCableLateCommit makes two writers commit out of id order on PostgreSQL:
