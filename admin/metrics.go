@@ -66,6 +66,7 @@ func newMetrics(src Source) *metrics {
 			return 1
 		}),
 	)
+	m.reg.MustRegister(src.BrokerSeries...)
 	if len(src.Jobs) > 0 {
 		m.reg.MustRegister(newJobCollector(src.Jobs))
 	}

@@ -247,3 +247,6 @@ type Stats struct {
 func (b *Broker) Stats() Stats {
 	return Stats{Reconnects: b.reconnects.Load()}
 }
+
+// Reconnects returns Stats().Reconnects, for the reconnect metric.
+func (b *Broker) Reconnects() uint64 { return b.reconnects.Load() }

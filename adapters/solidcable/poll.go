@@ -57,7 +57,9 @@ func (b *Broker) Run(ctx context.Context, deliver func(stream string, payload []
 	failures := 0
 	for {
 		qctx, qcancel := context.WithTimeout(ctx, b.cfg.QueryTimeout)
+		start := time.Now()
 		more, err := l.cycle(qctx)
+		b.stats.pollNanos.Add(int64(time.Since(start)))
 		qcancel()
 		if ctx.Err() != nil {
 			return nil
@@ -244,10 +246,11 @@ func (l *loop) read(ctx context.Context) (int, error) {
 	}
 	defer rows.Close()
 	n := 0
-	var channel, payload sql.RawBytes
+	var channel, payload, created sql.RawBytes
+	var newest time.Time // created_at of the last row delivered
 	for rows.Next() {
 		var id int64
-		if err := rows.Scan(&id, &channel, &payload); err != nil {
+		if err := rows.Scan(&id, &channel, &payload, &created); err != nil {
 			return n, fmt.Errorf("poll: read row: %w", err)
 		}
 		n++
@@ -258,12 +261,20 @@ func (l *loop) read(ctx context.Context) (int, error) {
 		if sb := l.byChannel[string(channel)]; sb != nil && id > sb.from && l.b.wanted(sb.stream) {
 			l.deliver(sb.stream, payload)
 			l.b.stats.delivered.Add(1)
+			if at, err := time.Parse(timeLayout, string(created)); err == nil {
+				newest = at
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return n, fmt.Errorf("poll: %w", err)
 	}
-	l.advance(time.Now())
+	now := time.Now()
+	if !newest.IsZero() {
+		// Clocks of the app's hosts may run ahead: no negative lag.
+		l.b.stats.lagNanos.Store(max(int64(now.Sub(newest)), 0))
+	}
+	l.advance(now)
 	return n, nil
 }
 
