@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/cablecar/cablecar/adapters/jobs"
@@ -24,9 +25,15 @@ import (
 type Source struct {
 	Server     *proxy.Server
 	Broker     proxy.Broker
-	BrokerName string // "memory" or "redis"
+	BrokerName string // "memory", "redis", "postgres" or "solid_cable"
 	// BrokerReconnects, when set, reports reconnects for the metric.
 	BrokerReconnects func() int64
+	// BrokerSeries are the broker's own metrics (e.g. Solid Cable's
+	// polls), registered beside the others (default none).
+	BrokerSeries []prometheus.Collector
+	// BrokerDetail, when set, adds its fields to /api/status's "broker"
+	// object (e.g. Solid Cable's "lag_seconds").
+	BrokerDetail func() map[string]any
 	// Jobs are the job watchers' counters, one per watched backend.
 	Jobs []*jobs.Stats
 	// Level is the process log level, changed by PUT /loglevel.
@@ -152,6 +159,19 @@ const (
 	streamsListed = 1000
 )
 
+// brokerStatus is /api/status's "broker" object.
+func (a *Admin) brokerStatus(up bool, reason string) map[string]any {
+	m := map[string]any{"name": a.src.BrokerName, "up": up, "reason": reason}
+	if a.src.BrokerDetail != nil {
+		for k, v := range a.src.BrokerDetail() {
+			if _, taken := m[k]; !taken {
+				m[k] = v
+			}
+		}
+	}
+	return m
+}
+
 func (a *Admin) serveStatus(w http.ResponseWriter, r *http.Request) {
 	st := a.src.Server.Stats()
 	up, reason := a.brokerState(r.Context())
@@ -159,7 +179,7 @@ func (a *Admin) serveStatus(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"version":    a.src.Version,
 		"started_at": a.started.UTC(),
-		"broker":     map[string]any{"name": a.src.BrokerName, "up": up, "reason": reason},
+		"broker":     a.brokerStatus(up, reason),
 		"log_level":  levelName(a.src.Level),
 		"counters": map[string]int64{
 			"connections_open": st.ConnsOpen.Load(), "connections_total": st.ConnsTotal.Load(),

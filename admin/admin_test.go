@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/gobwas/ws"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/cablecar/cablecar/adapters/memory"
 	"github.com/cablecar/cablecar/admin"
@@ -309,5 +310,44 @@ func TestAdminToken(t *testing.T) {
 		if _, body := r.get(t, path); strings.Contains(body, "adm-secret") {
 			t.Errorf("%s shows the token", path)
 		}
+	}
+}
+
+// TestBrokerSeriesAndDetail checks a broker's own series are exposed and
+// its detail fields join /api/status's broker object without replacing
+// the common ones.
+func TestBrokerSeriesAndDetail(t *testing.T) {
+	a, err := auth.New(auth.Config{JWTSecret: strings.Repeat("k", 32), AllowAnonymous: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := memory.New()
+	srv, err := proxy.New(proxy.Config{}, b, a, a, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	polls := prometheus.NewCounter(prometheus.CounterOpts{Name: "cablecar_test_polls_total", Help: "test"})
+	polls.Add(3)
+	adm := admin.New(admin.Config{}, admin.Source{Server: srv, Broker: b, BrokerName: "solid_cable", Level: new(slog.LevelVar),
+		BrokerSeries: []prometheus.Collector{polls},
+		BrokerDetail: func() map[string]any { return map[string]any{"lag_seconds": 0.25, "name": "spoofed"} }}, nil)
+	ctx, cancel := context.WithCancel(context.Background())
+	aln, _ := net.Listen("tcp", "127.0.0.1:0")
+	done := make(chan struct{})
+	go func() { adm.Serve(ctx, aln); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	r := &rig{admin: "http://" + aln.Addr().String()}
+	if v := r.metric(t, "cablecar_test_polls_total"); v != "3" {
+		t.Errorf("broker series = %q, want 3", v)
+	}
+	_, body := r.get(t, "/api/status")
+	var st struct {
+		Broker map[string]any `json:"broker"`
+	}
+	if err := json.Unmarshal([]byte(body), &st); err != nil {
+		t.Fatal(err)
+	}
+	if st.Broker["name"] != "solid_cable" || st.Broker["lag_seconds"] != 0.25 {
+		t.Errorf("broker = %v, want name solid_cable and lag_seconds 0.25", st.Broker)
 	}
 }

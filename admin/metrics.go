@@ -68,6 +68,7 @@ func newMetrics(src Source) *metrics {
 		}),
 	)
 	m.reg.MustRegister(performCounters(src.Server.PerformStats())...)
+	m.reg.MustRegister(src.BrokerSeries...)
 	if len(src.Jobs) > 0 {
 		m.reg.MustRegister(newJobCollector(src.Jobs))
 	}

@@ -9,7 +9,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/cablecar/cablecar/adapters/postgres"
 	redisbroker "github.com/cablecar/cablecar/adapters/redis"
+	"github.com/cablecar/cablecar/adapters/solidcable"
 	"github.com/cablecar/cablecar/auth"
 )
 
@@ -48,6 +50,14 @@ type Config struct {
 	Redis redisbroker.Config
 	// RedisURL is a short form for Redis with only URL set (default "").
 	RedisURL string
+	// Postgres is the PostgreSQL LISTEN/NOTIFY broker's settings; when
+	// its URL is set (and Redis is not), its database is checked instead
+	// of Redis (default: none).
+	Postgres postgres.Config
+	// SolidCable is the Solid Cable broker's settings; when its URL is set
+	// (and neither Redis nor Postgres is), its database and table are
+	// checked, read-only (default: none).
+	SolidCable solidcable.Config
 	// ChannelPrefix is CABLECAR_CHANNEL_PREFIX (default "", no prefix).
 	ChannelPrefix string
 	// Listen is how long to watch Redis for broadcasts and compare their
@@ -79,8 +89,7 @@ func Run(ctx context.Context, cfg Config) *Report {
 		rs, nodes, shown = checkRedisAll(ctx, cfg, rc)
 		r.Add(rs...)
 	} else {
-		r.Add(Result{Status: Skip, Check: nameRedis,
-			Message: "CABLECAR_REDIS_URL is not set: using the in-memory broker: single node only, and jobs cannot publish to it through Redis"})
+		r.Add(cfg.checkDatabase(ctx)...)
 	}
 	if err := ctx.Err(); err != nil {
 		r.Add(Result{Status: Skip, Check: nameInterrupt, Message: "stopped before the remaining checks: " + err.Error()})
@@ -99,6 +108,18 @@ func Run(ctx context.Context, cfg Config) *Report {
 			Fix:     "give the running cablecar the CABLECAR_REDIS_URL your jobs publish to, and restart it"})
 	}
 	return r
+}
+
+// checkDatabase checks the database broker the settings name, or says
+// the in-memory broker is in use.
+func (cfg Config) checkDatabase(ctx context.Context) []Result {
+	switch {
+	case cfg.Postgres.Configured():
+		return checkPostgres(ctx, cfg.Postgres)
+	case cfg.SolidCable.Configured():
+		return checkSolidCable(ctx, cfg.SolidCable)
+	}
+	return []Result{memoryBrokerLine()}
 }
 
 // redisConfig returns the Redis settings to check: Redis, or RedisURL

@@ -7,6 +7,7 @@ import (
 	"net"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -27,6 +28,7 @@ type Broker struct {
 	closing    context.Context // done once Close is called
 	stopAll    context.CancelFunc
 	closeOnce  sync.Once
+	reconnects atomic.Uint64 // listening connections re-established after a loss
 
 	// cbMu serialises calls into the hub (deliver and active). It is never
 	// taken while mu is held.
@@ -233,3 +235,18 @@ func (b *Broker) Health(context.Context) error {
 	}
 	return nil
 }
+
+// Stats are counters since New, for metrics.
+type Stats struct {
+	// Reconnects counts listening connections re-established (every
+	// stream LISTENed again) after a working one was lost.
+	Reconnects uint64
+}
+
+// Stats returns the counters.
+func (b *Broker) Stats() Stats {
+	return Stats{Reconnects: b.reconnects.Load()}
+}
+
+// Reconnects returns Stats().Reconnects, for the reconnect metric.
+func (b *Broker) Reconnects() uint64 { return b.reconnects.Load() }

@@ -295,6 +295,9 @@ func TestPostgresRestart(t *testing.T) {
 	if n := logs.Count("postgres listening connection back"); n != 1 {
 		t.Errorf("reconnection logged %d times, want 1:\n%s", n, logs.String())
 	}
+	if got := b.Stats().Reconnects; got != 1 {
+		t.Errorf("Stats().Reconnects = %d, want 1", got)
+	}
 	for _, s := range streams {
 		if got := rec.Messages(s); len(got) != 2 {
 			t.Errorf("%s: %d messages, want 2 (the one published while down is lost): %q", s, len(got), got)

@@ -4,9 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"strings"
 	"time"
+
+	"github.com/cablecar/cablecar/adapters/internal/outage"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -363,6 +364,7 @@ func (b *Broker) markUp() {
 	b.everUp = true
 	b.mu.Unlock()
 	if reconnected {
+		b.reconnects.Add(1)
 		b.log.Info("postgres listening connection back; every stream LISTENed again",
 			"streams", streams, "down_for", time.Since(lostAt).Round(time.Millisecond))
 	}
@@ -431,27 +433,16 @@ func (b *Broker) noteFailure(err error, wasUp bool, failures int, retryIn time.D
 	}
 	streams := len(b.want)
 	b.mu.Unlock()
-	switch {
-	case wasUp:
-		b.log.Error("postgres listening connection lost; messages NOTIFYed until it is back are missed",
-			"err", reason, "streams", streams, "retry_in", retryIn)
-	case first:
-		b.log.Error("postgres listening connection cannot connect; retrying", "err", reason, "retry_in", retryIn)
-	default:
-		b.log.Debug("postgres reconnect failed", "err", reason, "attempt", failures, "retry_in", retryIn)
+	msgs := outage.Messages{
+		Lost:          "postgres listening connection lost; messages NOTIFYed until it is back are missed",
+		CannotConnect: "postgres listening connection cannot connect; retrying",
+		Retry:         "postgres reconnect failed",
 	}
+	msgs.Log(b.log, outage.Attempt{Reason: reason, WasUp: wasUp, First: first, Failures: failures, RetryIn: retryIn, Streams: streams})
 }
 
 // backoff returns the wait before attempt failures+1: BackoffMin doubled per
 // failure, capped at BackoffMax, then jittered down by up to half.
 func (b *Broker) backoff(failures int) time.Duration {
-	d := b.cfg.BackoffMin
-	for i := 0; i < failures && d < b.cfg.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, b.cfg.BackoffMax)
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
+	return outage.Backoff(b.cfg.BackoffMin, b.cfg.BackoffMax, failures)
 }

@@ -367,3 +367,6 @@ func clientName() string {
 	}
 	return fmt.Sprintf("cablecar-%s-%d", host, os.Getpid())
 }
+
+// Reconnects returns Stats().Reconnects, for the reconnect metric.
+func (b *Broker) Reconnects() uint64 { return b.stats.reconnects.Load() }

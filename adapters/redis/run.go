@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"math/rand/v2"
 	"net"
 	"slices"
 	"strconv"
@@ -13,6 +12,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/cablecar/cablecar/adapters/internal/outage"
 
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -214,30 +215,21 @@ func (b *Broker) noteFailure(err error, wasUp bool, failures int, retryIn time.D
 	}
 	streams := len(b.want)
 	b.mu.Unlock()
-	switch {
-	case wasUp:
+	if wasUp {
 		b.stats.disconnects.Add(1)
-		b.log.Error("redis subscriber connection lost; messages published until it is back are missed",
-			"err", reason, "streams", streams, "retry_in", retryIn)
-	case first:
-		b.log.Error("redis subscriber cannot connect; retrying", "err", reason, "retry_in", retryIn)
-	default:
-		b.log.Debug("redis subscriber reconnect failed", "err", reason, "attempt", failures, "retry_in", retryIn)
 	}
+	msgs := outage.Messages{
+		Lost:          "redis subscriber connection lost; messages published until it is back are missed",
+		CannotConnect: "redis subscriber cannot connect; retrying",
+		Retry:         "redis subscriber reconnect failed",
+	}
+	msgs.Log(b.log, outage.Attempt{Reason: reason, WasUp: wasUp, First: first, Failures: failures, RetryIn: retryIn, Streams: streams})
 }
 
 // backoff returns the wait before attempt failures+1: BackoffMin doubled per
 // failure, capped at BackoffMax, then jittered down by up to half.
 func (b *Broker) backoff(failures int) time.Duration {
-	d := b.cfg.BackoffMin
-	for i := 0; i < failures && d < b.cfg.BackoffMax; i++ {
-		d *= 2
-	}
-	d = min(d, b.cfg.BackoffMax)
-	if d <= 1 {
-		return d
-	}
-	return d/2 + rand.N(d/2+1)
+	return outage.Backoff(b.cfg.BackoffMin, b.cfg.BackoffMax, failures)
 }
 
 // receiveLoop reads the subscriber connection: acknowledgements, probes and

@@ -62,7 +62,8 @@ type Broker struct {
 
 // counters are the Stats, kept as atomics so readers never take mu.
 type counters struct {
-	delivered, published, publishErrors, polls, pollErrors atomic.Uint64
+	delivered, published, publishErrors, polls, pollErrors, recoveries atomic.Uint64
+	pollNanos, lagNanos                                                atomic.Int64
 }
 
 // Stats are counters since New, for metrics.
@@ -76,6 +77,16 @@ type Stats struct {
 	Published, PublishErrors uint64
 	// Polls counts completed polls; PollErrors failed ones.
 	Polls, PollErrors uint64
+	// Reconnects counts recoveries: a poll that completed after one or
+	// more failed.
+	Reconnects uint64
+	// PollTime is the time spent in polls, failed ones included: its rate
+	// over Polls+PollErrors is the mean poll duration.
+	PollTime time.Duration
+	// Lag is how old the newest row of the last poll that delivered any
+	// was when delivered, by its created_at: the polling interval, the
+	// query and any backlog (0 until a row is delivered).
+	Lag time.Duration
 }
 
 // New checks cfg and returns a stopped broker. It does no IO: Run polls. A
@@ -230,5 +241,11 @@ func (b *Broker) Stats() Stats {
 		PublishErrors: b.stats.publishErrors.Load(),
 		Polls:         b.stats.polls.Load(),
 		PollErrors:    b.stats.pollErrors.Load(),
+		Reconnects:    b.stats.recoveries.Load(),
+		PollTime:      time.Duration(b.stats.pollNanos.Load()),
+		Lag:           time.Duration(b.stats.lagNanos.Load()),
 	}
 }
+
+// Reconnects returns Stats().Reconnects, for the reconnect metric.
+func (b *Broker) Reconnects() uint64 { return b.stats.recoveries.Load() }

@@ -7,7 +7,7 @@
 // One goroutine (Run) polls for all subscribed streams with a single
 // indexed query per interval,
 //
-//	SELECT id, channel, payload FROM solid_cable_messages
+//	SELECT id, channel, payload, created_at FROM solid_cable_messages
 //	WHERE channel_hash IN (...) AND id > last AND id NOT IN (read)
 //	ORDER BY id LIMIT n
 //

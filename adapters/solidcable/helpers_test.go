@@ -244,7 +244,7 @@ type queryCounter struct {
 
 func (c *queryCounter) add(query string) {
 	switch {
-	case strings.HasPrefix(query, "SELECT id, channel, payload FROM "+table):
+	case strings.HasPrefix(query, "SELECT id, channel, payload, "):
 		c.polls.Add(1)
 	case query == maxIDQuery:
 		c.maxIDs.Add(1)

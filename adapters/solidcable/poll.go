@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/cablecar/cablecar/adapters/internal/outage"
 )
 
 // maxBackoff caps the wait between polls while the database fails (or the
@@ -52,10 +54,12 @@ func (b *Broker) Run(ctx context.Context, deliver func(stream string, payload []
 	l := &loop{b: b, deliver: deliver, active: active, subs: map[string]*sub{},
 		byChannel: map[string]*sub{}, fresh: map[string]*sub{}, unacked: map[string]uint64{},
 		seen: map[int64]struct{}{}}
-	wait := b.cfg.PollingInterval
+	failures := 0
 	for {
 		qctx, qcancel := context.WithTimeout(ctx, b.cfg.QueryTimeout)
+		start := time.Now()
 		more, err := l.cycle(qctx)
+		b.stats.pollNanos.Add(int64(time.Since(start)))
 		qcancel()
 		if ctx.Err() != nil {
 			return nil
@@ -64,13 +68,15 @@ func (b *Broker) Run(ctx context.Context, deliver func(stream string, payload []
 		if b.afterPoll != nil {
 			b.afterPoll(err)
 		}
+		wait := b.cfg.PollingInterval
 		switch {
 		case err != nil:
-			wait = min(max(wait*2, b.cfg.PollingInterval), max(maxBackoff, b.cfg.PollingInterval))
+			failures++
+			wait = outage.Doubling(b.cfg.PollingInterval, max(maxBackoff, b.cfg.PollingInterval), failures)
 		case more:
-			wait = 0 // a full batch: read on at once
+			failures, wait = 0, 0 // a full batch: read on at once
 		default:
-			wait = b.cfg.PollingInterval
+			failures = 0
 		}
 		if wait > 0 {
 			t := time.NewTimer(wait)
@@ -94,6 +100,7 @@ func (b *Broker) report(err error, cursor int64) {
 		b.pollErr, b.lastOK = nil, time.Now()
 		b.mu.Unlock()
 		if wasDown {
+			b.stats.recoveries.Add(1)
 			b.log.Info("solid_cable: polling works again; resuming after the last message read", "after_id", cursor)
 		}
 		return
@@ -239,10 +246,11 @@ func (l *loop) read(ctx context.Context) (int, error) {
 	}
 	defer rows.Close()
 	n := 0
-	var channel, payload sql.RawBytes
+	var channel, payload, created sql.RawBytes
+	var newest time.Time // created_at of the last row delivered
 	for rows.Next() {
 		var id int64
-		if err := rows.Scan(&id, &channel, &payload); err != nil {
+		if err := rows.Scan(&id, &channel, &payload, &created); err != nil {
 			return n, fmt.Errorf("poll: read row: %w", err)
 		}
 		n++
@@ -253,12 +261,20 @@ func (l *loop) read(ctx context.Context) (int, error) {
 		if sb := l.byChannel[string(channel)]; sb != nil && id > sb.from && l.b.wanted(sb.stream) {
 			l.deliver(sb.stream, payload)
 			l.b.stats.delivered.Add(1)
+			if at, err := time.Parse(timeLayout, string(created)); err == nil {
+				newest = at
+			}
 		}
 	}
 	if err := rows.Err(); err != nil {
 		return n, fmt.Errorf("poll: %w", err)
 	}
-	l.advance(time.Now())
+	now := time.Now()
+	if !newest.IsZero() {
+		// Clocks of the app's hosts may run ahead: no negative lag.
+		l.b.stats.lagNanos.Store(max(int64(now.Sub(newest)), 0))
+	}
+	l.advance(now)
 	return n, nil
 }
 

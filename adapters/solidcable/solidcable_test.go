@@ -55,6 +55,7 @@ func TestSolidCableOnEachDatabase(t *testing.T) {
 		{"TwoBrokersOneDatabase", testTwoBrokersOneDatabase},
 		{"MissingTable", testMissingTable},
 		{"Trim", testTrim},
+		{"PollLag", testPollLag},
 	}
 	for _, be := range backends {
 		t.Run(be.name, func(t *testing.T) {
@@ -352,6 +353,9 @@ func TestSolidCablePostgresRestart(t *testing.T) {
 	if got := logs.matching("polling works again"); len(got) != 1 {
 		t.Errorf("recovery logged %d times, want once: %q", len(got), got)
 	}
+	if got := b.Stats().Reconnects; got != 1 {
+		t.Errorf("Stats().Reconnects = %d, want 1", got)
+	}
 }
 
 // TestSolidCableLateCommit makes two writers commit out of id order on PostgreSQL:
@@ -393,5 +397,28 @@ func TestSolidCableLateCommit(t *testing.T) {
 	time.Sleep(3 * pollEvery) // a duplicate would show up by now
 	if got := r.Messages("s"); len(got) != 3 {
 		t.Errorf("messages = %q, want 3, each once", got)
+	}
+}
+
+// testPollLag delivers a row whose created_at is an hour old and checks
+// Stats: the lag is that hour (read back through the database's own
+// timestamp type), and the time spent polling counts up.
+func testPollLag(t *testing.T, f *fixture) {
+	b := newTestBroker(t, f, brokerOpts{})
+	r := brokertest.NewRecorder(t)
+	r.Start(t, b)
+	b.Subscribe("s")
+	brokertest.WaitFor(t, settle, "active", func() bool { return r.Actives("s") == 1 })
+	if got := b.Stats().Lag; got != 0 {
+		t.Errorf("Lag before any delivery = %v, want 0", got)
+	}
+	f.insertAt(t, "s", ChannelHash("s"), []byte(`"old"`), time.Now().Add(-time.Hour))
+	r.WaitMessage(t, "s", 1, settle)
+	st := b.Stats()
+	if st.Lag < time.Hour || st.Lag > time.Hour+settle {
+		t.Errorf("Lag = %v, want an hour (and under %v more)", st.Lag, settle)
+	}
+	if st.PollTime <= 0 || st.Polls == 0 {
+		t.Errorf("PollTime = %v over %d polls, want some", st.PollTime, st.Polls)
 	}
 }

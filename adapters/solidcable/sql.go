@@ -41,7 +41,8 @@ func (d database) placeholder(n int) string {
 const maxIDQuery = "SELECT COALESCE(MAX(id), 0) FROM " + table
 
 // pollQuery is the one statement a poll runs: the rows after from on the
-// given channel hashes, except the ids in seen, oldest first. PostgreSQL
+// given channel hashes, except the ids in seen, oldest first, with each
+// row's created_at as text (for the lag metric). PostgreSQL
 // takes the lists as array parameters; the others get them as integer
 // literals, which are safe (they are computed here, never read from
 // input) and avoid the bind variable limits for thousands of streams.
@@ -49,14 +50,14 @@ func (d database) pollQuery(hashes []int64, from int64, seen []int64, limit int)
 	tail := " ORDER BY id LIMIT " + strconv.Itoa(limit)
 	if d.kind == kindPostgres {
 		if len(seen) == 0 {
-			return "SELECT id, channel, payload FROM " + table +
+			return "SELECT id, channel, payload, " + d.createdText() + " FROM " + table +
 				" WHERE channel_hash = ANY($1) AND id > $2" + tail, []any{hashes, from}
 		}
-		return "SELECT id, channel, payload FROM " + table +
+		return "SELECT id, channel, payload, " + d.createdText() + " FROM " + table +
 			" WHERE channel_hash = ANY($1) AND id > $2 AND id <> ALL($3)" + tail, []any{hashes, from, seen}
 	}
 	var sb strings.Builder
-	sb.WriteString("SELECT id, channel, payload FROM " + table + " WHERE channel_hash IN (")
+	sb.WriteString("SELECT id, channel, payload, " + d.createdText() + " FROM " + table + " WHERE channel_hash IN (")
 	writeInts(&sb, hashes)
 	sb.WriteString(") AND id > ?")
 	if len(seen) > 0 {
@@ -66,6 +67,18 @@ func (d database) pollQuery(hashes []int64, from int64, seen []int64, limit int)
 	}
 	sb.WriteString(tail)
 	return sb.String(), []any{from}
+}
+
+// createdText selects created_at as text in timeLayout's form, whatever
+// the column type, so every driver hands it over alike.
+func (d database) createdText() string {
+	switch d.kind {
+	case kindPostgres:
+		return "to_char(created_at, 'YYYY-MM-DD HH24:MI:SS.US')"
+	case kindMySQL:
+		return "DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s.%f')"
+	}
+	return "created_at"
 }
 
 // writeInts writes ns comma separated.

@@ -43,6 +43,8 @@ func doctor(ctx context.Context, args []string, stdout io.Writer) error {
 		LoadErr:       loadErr,
 		Auth:          cfg.Auth,
 		Redis:         cfg.Redis,
+		Postgres:      cfg.Postgres,
+		SolidCable:    cfg.SolidCable,
 		ChannelPrefix: cfg.Redis.ChannelPrefix,
 		Listen:        *listen,
 		HealthURL:     baseURL(*healthURL, cfg.Proxy.Addr),

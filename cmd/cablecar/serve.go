@@ -103,7 +103,8 @@ func serve(ctx context.Context, dev bool, stderr io.Writer) error {
 	go toggleDebugOnSIGUSR1(ctx, level, log)
 	if cfg.Admin.Enabled() {
 		adm := admin.New(cfg.Admin, admin.Source{Server: srv, Broker: broker, BrokerName: brokerName(cfg, dev),
-			BrokerReconnects: reconnects(broker), Jobs: jw.stats(), Level: level, Page: statusPage(), Version: version()}, log)
+			BrokerReconnects: reconnects(broker), BrokerSeries: brokerSeries(broker), BrokerDetail: brokerDetail(broker),
+			Jobs: jw.stats(), Level: level, Page: statusPage(), Version: version()}, log)
 		if err := startAdmin(ctx, adm, srv, log); err != nil {
 			if !dev {
 				ln.Close()

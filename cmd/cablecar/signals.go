@@ -8,7 +8,6 @@ import (
 	"os/signal"
 	"runtime/debug"
 
-	"github.com/cablecar/cablecar/adapters/redis"
 	"github.com/cablecar/cablecar/proxy"
 	"github.com/cablecar/cablecar/status"
 )
@@ -43,13 +42,18 @@ func toggleDebugOnSIGUSR1(ctx context.Context, level *slog.LevelVar, log *slog.L
 	}
 }
 
-// reconnects exposes the Redis broker's reconnect count to the metrics.
+// reconnecter is a broker that counts the connections to its server it
+// re-established after losing one (Redis, PostgreSQL, Solid Cable).
+type reconnecter interface{ Reconnects() uint64 }
+
+// reconnects exposes the broker's reconnect count to the metrics, or nil
+// for a broker without a server.
 func reconnects(b proxy.Broker) func() int64 {
-	rb, ok := b.(*redis.Broker)
+	rb, ok := b.(reconnecter)
 	if !ok {
 		return nil
 	}
-	return func() int64 { return int64(rb.Stats().Reconnects) }
+	return func() int64 { return int64(rb.Reconnects()) }
 }
 
 // statusPage is the admin listener's page at "/".

@@ -193,7 +193,7 @@ function row(data, cells, fresh) {
 const state = {
   loaded: false,
   counters: {},
-  broker: { name: "", up: null, reason: "" },
+  broker: { name: "", up: null, reason: "", lag: null },
   startedAt: null,
   version: "",
   logLevel: "",
@@ -327,7 +327,8 @@ function applySnapshot(s, reset) {
   state.version = str(s.version)
   state.startedAt = parseTime(s.started_at)
   const b = s.broker || {}
-  state.broker = { name: str(b.name), up: b.up === true, reason: str(b.reason) }
+  state.broker = { name: str(b.name), up: b.up === true, reason: str(b.reason),
+    lag: typeof b.lag_seconds === "number" ? b.lag_seconds : null }
   if (!levelPending) state.logLevel = str(s.log_level)
   state.counters = { ...(s.counters || {}) }
   state.connections = new Map()
@@ -425,15 +426,23 @@ function render(force = true) {
   dirty.header = dirty.streams = false
 }
 
+// brokerLabel names a broker as people write it.
+function brokerLabel(name) {
+  const labels = { memory: "in-memory", redis: "Redis", postgres: "PostgreSQL", solid_cable: "Solid Cable" }
+  return (Object.hasOwn(labels, name) && labels[name]) || visible(name) || "broker"
+}
+
 function renderHeader() {
   $("version").textContent = visible(state.version)
   const b = state.broker
   const el = $("broker-state")
   if (state.loaded) {
     el.dataset.up = b.up ? "true" : "false"
-    el.textContent = `${visible(b.name) || "broker"}: ${b.up ? "up" : "down"}`
+    el.textContent = `${brokerLabel(b.name)}: ${b.up ? "up" : "down"}`
   }
-  $("broker-reason").textContent = visible(b.reason)
+  // Solid Cable's poll lag says how late it delivers while up.
+  const lag = b.up && b.lag !== null && b.lag > 0 ? `poll lag ${Math.round(b.lag * 1000)} ms` : ""
+  $("broker-reason").textContent = visible(b.reason) || lag
   document.title = (state.loaded && !b.up ? "broker down · " : "") + "cablecar status"
   renderUptime()
 
