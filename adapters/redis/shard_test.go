@@ -165,7 +165,10 @@ func TestShardedSlotMove(t *testing.T) {
 	brokertest.WaitFor(t, settle, "subscribed on the new master", func() bool {
 		return shardNumSub(t, clients[to], ch) == 1 && shardNumSub(t, clients[from], ch) == 0
 	})
-	brokertest.WaitFor(t, settle, "active again", func() bool { return r.Actives(stream) == 2 })
+	// At least once more: the old master's broker may also report the
+	// stream active while it lets go, which the hub takes as a no-op. What
+	// matters is the message published after the move, checked next.
+	brokertest.WaitFor(t, settle, "active again", func() bool { return r.Actives(stream) >= 2 })
 	resubscribed := time.Since(moved)
 	if err := clients[to].SPublish(context.Background(), ch, "after the move").Err(); err != nil {
 		t.Fatal(err)
