@@ -2,7 +2,6 @@ package jobstest
 
 import (
 	"bufio"
-	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -124,27 +123,9 @@ func (b *BullMQ) Add(name string, data any, attempts int) string {
 // removeOnComplete, jobId, …) and returns its id.
 func (b *BullMQ) AddOpts(name string, data any, opts map[string]any) string {
 	b.tb.Helper()
-	req, err := json.Marshal(map[string]any{"name": name, "data": data, "opts": opts})
-	if err != nil {
-		b.tb.Fatalf("jobstest: encode job: %v", err)
-	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if _, err := b.stdin.Write(append(req, '\n')); err != nil {
-		b.tb.Fatalf("jobstest: send job to the BullMQ worker: %v; log:\n%s", err, readLog(b.logPath))
-	}
-	line, err := b.out.ReadString('\n')
-	if err != nil {
-		b.tb.Fatalf("jobstest: read the BullMQ worker's answer: %v; log:\n%s", err, readLog(b.logPath))
-	}
-	var reply struct {
-		ID    string `json:"id"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal([]byte(line), &reply); err != nil || reply.ID == "" {
-		b.tb.Fatalf("jobstest: BullMQ worker answered %q (%v)", line, err)
-	}
-	return reply.ID
+	return exchange(b.tb, b.stdin, b.out, b.logPath, "the BullMQ worker", map[string]any{"name": name, "data": data, "opts": opts})
 }
 
 // stop closes the worker's stdin, which ends it, and kills it if it does

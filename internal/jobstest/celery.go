@@ -2,7 +2,6 @@ package jobstest
 
 import (
 	"bufio"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -133,27 +132,9 @@ func (c *Celery) Send(task string, args ...any) string {
 	if args == nil {
 		args = []any{}
 	}
-	req, err := json.Marshal(map[string]any{"task": task, "args": args})
-	if err != nil {
-		c.tb.Fatalf("jobstest: encode task: %v", err)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if _, err := c.stdin.Write(append(req, '\n')); err != nil {
-		c.tb.Fatalf("jobstest: send to the Celery sender: %v; log:\n%s", err, readLog(c.logPath))
-	}
-	line, err := c.out.ReadString('\n')
-	if err != nil {
-		c.tb.Fatalf("jobstest: read the Celery sender's answer: %v; log:\n%s", err, readLog(c.logPath))
-	}
-	var reply struct {
-		ID    string `json:"id"`
-		Error string `json:"error"`
-	}
-	if err := json.Unmarshal([]byte(line), &reply); err != nil || reply.ID == "" {
-		c.tb.Fatalf("jobstest: Celery sender answered %q (%v)", line, err)
-	}
-	return reply.ID
+	return exchange(c.tb, c.stdin, c.out, c.logPath, "the Celery sender", map[string]any{"task": task, "args": args})
 }
 
 // Log returns what the worker and the sender logged so far.
