@@ -117,6 +117,13 @@ type Config struct {
 	BroadcastURL string
 	// BroadcastKey is the server's CABLECAR_BROADCAST_KEY.
 	BroadcastKey string
+	// BroadcastFormat is how messages reach the server: FormatActionCable
+	// (default: PUBLISH to the stream's own channel, or POST /_broadcast
+	// with the payload as JSON) or FormatAnyCable (one PUBLISH of the
+	// round as a batch to AnyCable's "__anycable__" channel, or a POST with
+	// each payload as a JSON string), so that the same run can load
+	// AnyCable side by side.
+	BroadcastFormat string
 
 	// JWTSecret, when set, mints one HS256 token per connection with sub
 	// "bench-<n>" and a streams claim naming its stream (default: no
@@ -231,6 +238,11 @@ func (c Config) Validate() error {
 		bad("stream %q has no {i}, but there are %d streams", c.Stream, c.Streams)
 	}
 	if c.Scenario == ScenarioFanout {
+		switch c.BroadcastFormat {
+		case "", FormatActionCable, FormatAnyCable:
+		default:
+			bad("broadcast-format %q: want %s or %s", c.BroadcastFormat, FormatActionCable, FormatAnyCable)
+		}
 		switch {
 		case c.RedisURL == "" && c.BroadcastURL == "":
 			bad("fanout needs a publisher: --redis URL (with --prefix) or --broadcast-url URL (with --broadcast-key)")

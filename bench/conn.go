@@ -51,6 +51,9 @@ var (
 	prefixPing       = []byte(`{"type":"ping"`)
 	prefixWelcome    = []byte(`{"type":"welcome"`)
 	prefixDisconnect = []byte(`{"type":"disconnect"`)
+	// AnyCable puts the type first in confirmations and rejections.
+	prefixConfirm = []byte(`{"type":"confirm_subscription"`)
+	prefixReject  = []byte(`{"type":"reject_subscription"`)
 )
 
 // errStop ends a reader without counting a failure (the run is closing).
@@ -226,16 +229,16 @@ func (c *client) onText(p []byte) error {
 		}
 		switch {
 		case bytes.HasSuffix(p, suffixConfirm):
-			if !c.confirmed {
-				c.confirmed = true
-				r.subLat.record(r.since() - c.subSent)
-				r.subscribed.Add(1)
-			}
+			c.onConfirm()
 		case bytes.HasSuffix(p, suffixReject):
-			return fail("rejected", fmt.Errorf("reject_subscription (does the server have the route %s?)", ServerRoute))
+			return errRejected
 		default:
 			r.unknown.Add(1)
 		}
+	case bytes.HasPrefix(p, prefixConfirm):
+		c.onConfirm()
+	case bytes.HasPrefix(p, prefixReject):
+		return errRejected
 	case bytes.HasPrefix(p, prefixPing):
 		r.pings.Add(1)
 	case bytes.HasPrefix(p, prefixDisconnect):
@@ -246,7 +249,20 @@ func (c *client) onText(p []byte) error {
 	return nil
 }
 
-// onMessage takes one broadcast payload: {"cbt":…,"seq":…,"s":…,"r":…}.
+// errRejected is the failure of a subscription the server refused.
+var errRejected = fail("rejected", fmt.Errorf("reject_subscription (does the server have the route %s?)", ServerRoute))
+
+// onConfirm counts the subscription's confirmation, once.
+func (c *client) onConfirm() {
+	if c.confirmed {
+		return
+	}
+	c.confirmed = true
+	c.r.subLat.record(c.r.since() - c.subSent)
+	c.r.subscribed.Add(1)
+}
+
+// onMessage takes one broadcast payload: {"cbt":…,"r":…,"s":…,"seq":…}.
 func (c *client) onMessage(m []byte) {
 	r := c.r
 	now := r.since()
@@ -351,25 +367,38 @@ type stamp struct {
 	run    int64 // run id
 }
 
-// appendPayload writes a benchmark message, padded to size bytes.
+// appendPayload writes a benchmark message, padded to size bytes. Its
+// keys are in sorted order and its numbers below 2^53, so the message
+// survives a server that decodes and re-encodes it (AnyCable does) as
+// well as one that forwards it verbatim (Rails, cablecar).
 func appendPayload(b []byte, st stamp, size int) []byte {
 	start := len(b)
 	b = append(b, `{"cbt":`...)
 	b = strconv.AppendInt(b, st.at, 10)
-	b = append(b, `,"seq":`...)
-	b = strconv.AppendInt(b, st.seq, 10)
-	b = append(b, `,"s":`...)
-	b = strconv.AppendInt(b, st.stream, 10)
-	b = append(b, `,"r":`...)
-	b = strconv.AppendInt(b, st.run, 10)
-	if pad := size - (len(b) - start) - len(`,"pad":""}`); pad > 0 {
+	rest := len(`,"r":,"s":,"seq":}`) + digits(st.run) + digits(st.stream) + digits(st.seq)
+	if pad := size - (len(b) - start) - rest - len(`,"pad":""`); pad > 0 {
 		b = append(b, `,"pad":"`...)
 		for range pad {
 			b = append(b, 'x')
 		}
 		b = append(b, '"')
 	}
+	b = append(b, `,"r":`...)
+	b = strconv.AppendInt(b, st.run, 10)
+	b = append(b, `,"s":`...)
+	b = strconv.AppendInt(b, st.stream, 10)
+	b = append(b, `,"seq":`...)
+	b = strconv.AppendInt(b, st.seq, 10)
 	return append(b, '}')
+}
+
+// digits is the length of v in decimal (v >= 0).
+func digits(v int64) int {
+	n := 1
+	for ; v >= 10; v /= 10 {
+		n++
+	}
+	return n
 }
 
 // parseStamp reads the fields appendPayload writes, in its order.
@@ -377,8 +406,11 @@ func parseStamp(m []byte) (st stamp, ok bool) {
 	var fields = [...]struct {
 		key string
 		dst *int64
-	}{{`{"cbt":`, &st.at}, {`,"seq":`, &st.seq}, {`,"s":`, &st.stream}, {`,"r":`, &st.run}}
-	for _, f := range fields {
+	}{{`{"cbt":`, &st.at}, {`,"r":`, &st.run}, {`,"s":`, &st.stream}, {`,"seq":`, &st.seq}}
+	for k, f := range fields {
+		if k == 1 {
+			m = skipPad(m)
+		}
 		if len(m) < len(f.key) || string(m[:len(f.key)]) != f.key {
 			return st, false
 		}
@@ -394,6 +426,20 @@ func parseStamp(m []byte) (st stamp, ok bool) {
 		*f.dst, m = v, m[i:]
 	}
 	return st, true
+}
+
+// skipPad steps over the ,"pad":"xx…" field when m starts with it.
+func skipPad(m []byte) []byte {
+	const key = `,"pad":"`
+	if len(m) < len(key) || string(m[:len(key)]) != key {
+		return m
+	}
+	for i := len(key); i < len(m); i++ {
+		if m[i] == '"' {
+			return m[i+1:]
+		}
+	}
+	return m
 }
 
 // dialKind names why a dial or handshake failed, so limits are visible:

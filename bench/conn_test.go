@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"encoding/json"
 	"io"
 	"net"
 	"strings"
@@ -34,6 +35,15 @@ func TestPayloadRoundTrip(t *testing.T) {
 		got, ok := parseStamp(p)
 		if !ok || got != st {
 			t.Errorf("size %d: parse(%s) = %+v %v, want %+v", size, p, got, ok, st)
+		}
+		// A server that decodes the data and encodes it again (AnyCable:
+		// sorted keys, numbers as float64) must hand back the same bytes.
+		var v map[string]any
+		if err := json.Unmarshal(p, &v); err != nil {
+			t.Fatalf("size %d: %s is not JSON: %v", size, p, err)
+		}
+		if again, _ := json.Marshal(v); string(again) != string(p) {
+			t.Errorf("size %d: re-encoded\n%s\nwant\n%s", size, again, p)
 		}
 	}
 	for _, bad := range []string{`{}`, `{"cbt":x}`, `{"cbt":1,"seq":2}`, `{"status":"complete"}`} {
@@ -121,6 +131,34 @@ func TestValidateRefusesRemoteTargets(t *testing.T) {
 	} {
 		if err := cfg.withDefaults().Validate(); err == nil {
 			t.Errorf("%+v: valid, want an error", cfg)
+		}
+	}
+}
+
+// Confirmations and rejections count whichever key the server puts first:
+// Rails and cablecar send the identifier first, AnyCable the type.
+func TestSubscriptionAnswers(t *testing.T) {
+	const id = `"{\"channel\":\"BenchChannel\",\"stream\":\"bench-0\"}"`
+	tests := []struct {
+		frame     string
+		confirmed bool
+		rejected  bool
+	}{
+		{`{"identifier":` + id + `,"type":"confirm_subscription"}`, true, false},
+		{`{"type":"confirm_subscription","identifier":` + id + `}`, true, false},
+		{`{"identifier":` + id + `,"type":"reject_subscription"}`, false, true},
+		{`{"type":"reject_subscription","identifier":` + id + `}`, false, true},
+		{`{"type":"welcome"}`, false, false},
+	}
+	for _, tt := range tests {
+		r := &runner{cfg: Config{Streams: 1}, start: time.Now()}
+		c := &client{r: r, lastSeq: -1, t: &r.tally}
+		err := c.onText([]byte(tt.frame))
+		if c.confirmed != tt.confirmed || (err != nil) != tt.rejected {
+			t.Errorf("%s: confirmed %v, err %v; want confirmed %v, rejected %v", tt.frame, c.confirmed, err, tt.confirmed, tt.rejected)
+		}
+		if tt.confirmed && r.subscribed.Load() != 1 {
+			t.Errorf("%s: %d subscriptions counted, want 1", tt.frame, r.subscribed.Load())
 		}
 	}
 }

@@ -12,6 +12,16 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
+// The broadcast formats of Config.BroadcastFormat.
+const (
+	FormatActionCable = "actioncable"
+	FormatAnyCable    = "anycable"
+)
+
+// anyCableChannel is the Redis channel AnyCable's redis broadcaster reads
+// (its --redis_channel default).
+const anyCableChannel = "__anycable__"
+
 // message is one broadcast: a stream name and a JSON payload.
 type message struct {
 	stream  string
@@ -30,16 +40,18 @@ type publisher interface {
 // redisPublisher PUBLISHes a round in one pipeline, as Rails' Redis adapter
 // would from many processes.
 type redisPublisher struct {
-	rdb    *goredis.Client
-	prefix string // "" or prefix + ":"
+	rdb      *goredis.Client
+	prefix   string // "" or prefix + ":"
+	anyCable bool   // one PUBLISH of the round to anyCableChannel
+	body     bytes.Buffer
 }
 
-func newRedisPublisher(rawURL, prefix string) (*redisPublisher, error) {
+func newRedisPublisher(rawURL, prefix string, anyCable bool) (*redisPublisher, error) {
 	opt, err := goredis.ParseURL(rawURL)
 	if err != nil {
 		return nil, fmt.Errorf("redis %q: %w", rawURL, err)
 	}
-	p := &redisPublisher{rdb: goredis.NewClient(opt)}
+	p := &redisPublisher{rdb: goredis.NewClient(opt), anyCable: anyCable}
 	if prefix != "" {
 		p.prefix = prefix + ":"
 	}
@@ -58,6 +70,14 @@ func (p *redisPublisher) check(ctx context.Context) error {
 }
 
 func (p *redisPublisher) publish(ctx context.Context, msgs []message) (int, error) {
+	if p.anyCable {
+		p.body.Reset()
+		writeBatch(&p.body, msgs, true)
+		if err := p.rdb.Publish(ctx, anyCableChannel, p.body.Bytes()).Err(); err != nil {
+			return 0, fmt.Errorf("redis PUBLISH %s: %w", anyCableChannel, err)
+		}
+		return 0, nil
+	}
 	pipe := p.rdb.Pipeline()
 	cmds := make([]*goredis.IntCmd, len(msgs))
 	for i, m := range msgs {
@@ -80,16 +100,17 @@ func (p *redisPublisher) close() { _ = p.rdb.Close() }
 // httpPublisher POSTs a round to /_broadcast as arrays, each body under the
 // server's 1 MiB cap.
 type httpPublisher struct {
-	url, key string
-	client   *http.Client
-	body     bytes.Buffer
+	url, key   string
+	dataString bool // AnyCable's "data" is a string holding the JSON
+	client     *http.Client
+	body       bytes.Buffer
 }
 
 // maxHTTPBody keeps each POST well under the server's 1 MiB limit.
 const maxHTTPBody = 900 << 10
 
-func newHTTPPublisher(url, key string) *httpPublisher {
-	return &httpPublisher{url: url, key: key, client: &http.Client{Timeout: 30 * time.Second}}
+func newHTTPPublisher(url, key string, anyCable bool) *httpPublisher {
+	return &httpPublisher{url: url, key: key, dataString: anyCable, client: &http.Client{Timeout: 30 * time.Second}}
 }
 
 func (p *httpPublisher) name() string { return "/_broadcast" }
@@ -97,27 +118,40 @@ func (p *httpPublisher) name() string { return "/_broadcast" }
 func (p *httpPublisher) publish(ctx context.Context, msgs []message) (int, error) {
 	for len(msgs) > 0 {
 		p.body.Reset()
-		p.body.WriteByte('[')
 		n := 0
-		for n < len(msgs) && (n == 0 || p.body.Len()+len(msgs[n].payload)+len(msgs[n].stream)+32 < maxHTTPBody) {
-			if n > 0 {
-				p.body.WriteByte(',')
-			}
-			p.body.WriteString(`{"stream":`)
-			s, _ := json.Marshal(msgs[n].stream)
-			p.body.Write(s)
-			p.body.WriteString(`,"data":`)
-			p.body.Write(msgs[n].payload)
-			p.body.WriteByte('}')
+		for n < len(msgs) && (n == 0 || p.body.Len()+2*len(msgs[n].payload)+len(msgs[n].stream)+32 < maxHTTPBody) {
 			n++
 		}
-		p.body.WriteByte(']')
+		writeBatch(&p.body, msgs[:n], p.dataString)
 		if err := p.post(ctx); err != nil {
 			return 0, err
 		}
 		msgs = msgs[n:]
 	}
 	return 0, nil
+}
+
+// writeBatch writes msgs as a JSON array of {"stream","data"}, the data
+// verbatim or, for AnyCable, as a JSON string.
+func writeBatch(b *bytes.Buffer, msgs []message, dataString bool) {
+	b.WriteByte('[')
+	for i, m := range msgs {
+		if i > 0 {
+			b.WriteByte(',')
+		}
+		b.WriteString(`{"stream":`)
+		s, _ := json.Marshal(m.stream)
+		b.Write(s)
+		b.WriteString(`,"data":`)
+		if dataString {
+			d, _ := json.Marshal(string(m.payload))
+			b.Write(d)
+		} else {
+			b.Write(m.payload)
+		}
+		b.WriteByte('}')
+	}
+	b.WriteByte(']')
 }
 
 func (p *httpPublisher) post(ctx context.Context) error {
@@ -135,7 +169,7 @@ func (p *httpPublisher) post(ctx context.Context) error {
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	if resp.StatusCode != http.StatusAccepted {
+	if resp.StatusCode/100 != 2 { // cablecar answers 202, AnyCable 201
 		return fmt.Errorf("POST %s: %s: %s", p.url, resp.Status, bytes.TrimSpace(out))
 	}
 	return nil

@@ -27,6 +27,13 @@ type Result struct {
 	Sources      []string  `json:"sources,omitempty"`
 	// SchedBatch: the load tool ran as SCHED_BATCH (Config.NormalScheduling).
 	SchedBatch bool `json:"sched_batch"`
+	// ReadLoops: the load tool read with epoll loops, not a goroutine per
+	// connection (Config.ReadGoroutines).
+	ReadLoops bool `json:"read_loops"`
+	// ClientMode names the load tool's mode: ClientLean (epoll loops,
+	// SCHED_BATCH), ClientPlain (a goroutine per connection, normal
+	// scheduling, as an ordinary client process) or "mixed".
+	ClientMode string `json:"client_mode"`
 
 	Connect ConnectResult `json:"connect"`
 	Fanout  *FanoutResult `json:"fanout,omitempty"`
@@ -206,11 +213,8 @@ func (res *Result) WriteText(w io.Writer) {
 		head += fmt.Sprintf(", %d broadcasts per stream at %s via %s", res.Broadcasts, pace, res.Publisher)
 	}
 	p("%s", head)
-	sched := ""
-	if res.SchedBatch {
-		sched = ", load tool SCHED_BATCH"
-	}
-	p("  date         %s on %s, concurrency %d%s%s", res.Date.Format(time.RFC3339), res.Host, res.Concurrency, sourcesText(res.Sources), sched)
+	p("  date         %s on %s, concurrency %d%s", res.Date.Format(time.RFC3339), res.Host, res.Concurrency, sourcesText(res.Sources))
+	p("  load tool    %s", clientText(res))
 	c := res.Connect
 	p("  connect      %d/%d welcomed in %s (%.0f/s); dial→welcome %s", c.Connected, res.Connections,
 		fmtMS(c.DurationMS), c.RatePerSec, latText(c.Latency))
@@ -326,4 +330,42 @@ func sourcesText(s []string) string {
 		return ""
 	}
 	return ", sources " + strings.Join(s, ",")
+}
+
+// The load tool's client modes (Result.ClientMode).
+const (
+	// ClientLean reads with a few epoll loops and runs as SCHED_BATCH,
+	// so that on a shared machine the tool takes as little from the
+	// server as it can: the default.
+	ClientLean = "lean"
+	// ClientPlain reads each connection on a goroutine of its own at
+	// normal scheduling, as an ordinary client process would
+	// (--read-goroutines --normal-scheduling).
+	ClientPlain = "plain"
+	// ClientMixed is any other combination.
+	ClientMixed = "mixed"
+)
+
+// clientMode names the mode of a run that read with loops (or not) and
+// ran as SCHED_BATCH (or not).
+func clientMode(loops, batch bool) string {
+	switch {
+	case loops && batch:
+		return ClientLean
+	case !loops && !batch:
+		return ClientPlain
+	}
+	return ClientMixed
+}
+
+func clientText(res *Result) string {
+	read := "a goroutine per connection"
+	if res.ReadLoops {
+		read = "epoll loops"
+	}
+	sched := "normal scheduling"
+	if res.SchedBatch {
+		sched = "SCHED_BATCH"
+	}
+	return fmt.Sprintf("%s (%s, %s)", res.ClientMode, read, sched)
 }

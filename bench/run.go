@@ -90,7 +90,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 	var pub publisher
 	if cfg.Scenario == ScenarioFanout {
 		if cfg.RedisURL != "" {
-			rp, err := newRedisPublisher(cfg.RedisURL, cfg.Prefix)
+			rp, err := newRedisPublisher(cfg.RedisURL, cfg.Prefix, cfg.BroadcastFormat == FormatAnyCable)
 			if err != nil {
 				return nil, err
 			}
@@ -100,7 +100,7 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 			}
 			pub = rp
 		} else {
-			pub = newHTTPPublisher(cfg.BroadcastURL, cfg.BroadcastKey)
+			pub = newHTTPPublisher(cfg.BroadcastURL, cfg.BroadcastKey, cfg.BroadcastFormat == FormatAnyCable)
 		}
 		defer pub.close()
 		res.Publisher = pub.name()
@@ -148,6 +148,8 @@ func Run(ctx context.Context, cfg Config, progress io.Writer) (*Result, error) {
 		}
 		r.loops = loops
 	}
+	res.ReadLoops = r.loops != nil
+	res.ClientMode = clientMode(res.ReadLoops, res.SchedBatch)
 	s0, c0 := sample(pid), sample("self")
 	r.setPhase("connect")
 	connectStart := time.Now()

@@ -14,6 +14,12 @@ var tableColumns = []struct {
 	cell func(r *Result) string
 }{
 	{"scenario", func(r *Result) string { return r.Scenario }},
+	{"client", func(r *Result) string {
+		if r.ClientMode == "" {
+			return "–"
+		}
+		return r.ClientMode
+	}},
 	{"connections", func(r *Result) string { return fmt.Sprint(r.Connections) }},
 	{"streams", func(r *Result) string { return fmt.Sprint(r.Streams) }},
 	{"payload B", func(r *Result) string { return optInt(r.PayloadBytes) }},
@@ -45,6 +51,12 @@ var tableColumns = []struct {
 			return "–"
 		}
 		return fmt.Sprintf("%.2f", r.Server.CPUPer1000DeliveriesMS)
+	}},
+	{"client CPU ms / 1k deliveries", func(r *Result) string {
+		if r.Client == nil || r.Client.CPUPer1000DeliveriesMS == 0 {
+			return "–"
+		}
+		return fmt.Sprintf("%.2f", r.Client.CPUPer1000DeliveriesMS)
 	}},
 	{"server RSS / conn KB", func(r *Result) string {
 		if r.Server == nil || r.Server.RSSPerConnBytes == 0 {

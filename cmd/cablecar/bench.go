@@ -63,6 +63,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.BoolVar(&cfg.AllowRemote, "allow-remote", false, "allow targets that are not loopback addresses")
 	fs.BoolVar(&cfg.NormalScheduling, "normal-scheduling", false, "keep the load tool at the default scheduling policy instead of SCHED_BATCH (Linux), under which its readers, woken by the server's writes, do not preempt the server on a shared machine")
 	fs.BoolVar(&cfg.ReadGoroutines, "read-goroutines", false, "read each connection on a goroutine of its own instead of a few epoll loops (more CPU in the load tool; Linux only has the loops)")
+	clientMode := fs.String("client", "", "the load tool's mode: lean (epoll loops, SCHED_BATCH: the default), plain (a goroutine per connection at normal scheduling, as an ordinary client process: --read-goroutines --normal-scheduling) or both (plain, then lean, against the same server)")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
 	quiet := fs.Bool("quiet", false, "no progress line on stderr")
 	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile here (is the client the bottleneck?)")
@@ -80,6 +81,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		fs.StringVar(&cfg.Prefix, "prefix", "", "the server's CABLECAR_CHANNEL_PREFIX")
 		fs.StringVar(&cfg.BroadcastURL, "broadcast-url", "", "publish through POST to this URL instead, e.g. http://127.0.0.1:8080/_broadcast")
 		fs.StringVar(&cfg.BroadcastKey, "broadcast-key", "", "the server's CABLECAR_BROADCAST_KEY")
+		fs.StringVar(&cfg.BroadcastFormat, "broadcast-format", bench.FormatActionCable, "actioncable, or anycable to load AnyCable side by side (Redis: one PUBLISH per round to __anycable__; HTTP: data as a JSON string)")
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -113,27 +115,75 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pprof.StopCPUProfile()
 	}
-	res, err := bench.Run(ctx, cfg, progress)
+	modes, err := clientModes(fs, *clientMode)
 	if err != nil {
 		return err
+	}
+	var results []*bench.Result
+	for _, mode := range modes {
+		c := cfg
+		if mode != "" {
+			c.ReadGoroutines = mode == bench.ClientPlain
+			c.NormalScheduling = mode == bench.ClientPlain
+		}
+		res, err := bench.Run(ctx, c, progress)
+		if err != nil {
+			return err
+		}
+		if !*asJSON {
+			res.WriteText(stdout)
+		}
+		results = append(results, res)
 	}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
-		if err := enc.Encode(res); err != nil {
+		var v any = results
+		if len(results) == 1 {
+			v = results[0]
+		}
+		if err := enc.Encode(v); err != nil {
 			return err
 		}
-	} else {
-		res.WriteText(stdout)
 	}
-	if !res.OK() {
-		msg := fmt.Sprintf("run not clean: %d failures, %d/%d connected", res.FailuresTotal, res.Connect.Connected, res.Connections)
+	var unclean []string
+	for _, res := range results {
+		if res.OK() {
+			continue
+		}
+		msg := fmt.Sprintf("%s client: %d failures, %d/%d connected", res.ClientMode, res.FailuresTotal, res.Connect.Connected, res.Connections)
 		if f := res.Fanout; f != nil {
 			msg += fmt.Sprintf(", %d/%d delivered", f.Delivered, f.Expected)
 		}
-		return fmt.Errorf("%s", msg)
+		unclean = append(unclean, msg)
+	}
+	if len(unclean) > 0 {
+		return fmt.Errorf("run not clean: %s", strings.Join(unclean, "; "))
 	}
 	return nil
+}
+
+// clientModes reads --client: the modes to run in turn, or one "" that
+// leaves --read-goroutines and --normal-scheduling as given. Plain runs
+// first in "both", as SCHED_BATCH cannot be taken back from threads the
+// runtime keeps.
+func clientModes(fs *flag.FlagSet, mode string) ([]string, error) {
+	fine := false
+	fs.Visit(func(f *flag.Flag) {
+		fine = fine || f.Name == "read-goroutines" || f.Name == "normal-scheduling"
+	})
+	if mode != "" && fine {
+		return nil, fmt.Errorf("%w: --client %s sets --read-goroutines and --normal-scheduling; give one or the others", errUsage, mode)
+	}
+	switch mode {
+	case "":
+		return []string{""}, nil
+	case bench.ClientLean, bench.ClientPlain:
+		return []string{mode}, nil
+	case "both":
+		return []string{bench.ClientPlain, bench.ClientLean}, nil
+	}
+	return nil, fmt.Errorf("%w: --client %q: want lean, plain or both", errUsage, mode)
 }
 
 // benchTable prints the results in files (stdin when none) as one table.
