@@ -11,7 +11,10 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"runtime"
+	"sync/atomic"
 	"syscall"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -28,6 +31,15 @@ type poller struct {
 	hub *hub
 	ep  *os.File
 	raw syscall.RawConn
+
+	// spare hands a readable connection to a reader goroutine that
+	// finished its last one and waits (unbuffered: a send succeeds only
+	// when one waits), so that a connect storm reuses readers and their
+	// stacks (see growStack) instead of starting a goroutine per event.
+	// done ends the waiting readers with run.
+	spare  chan *conn
+	spares atomic.Int32 // readers waiting on spare, at most maxSpareReaders()
+	done   chan struct{}
 
 	// Used by run only; waitFd is p.epollWait, bound once so that a wait
 	// allocates nothing.
@@ -53,7 +65,7 @@ func newPoller(h *hub) (*poller, error) {
 		ep.Close()
 		return nil, fmt.Errorf("epoll raw conn: %w", err)
 	}
-	p := &poller{hub: h, ep: ep, raw: raw}
+	p := &poller{hub: h, ep: ep, raw: raw, spare: make(chan *conn), done: make(chan struct{})}
 	p.waitFd = p.epollWait
 	return p, nil
 }
@@ -69,6 +81,7 @@ func (p *poller) run(ctx context.Context) error {
 	stop := context.AfterFunc(ctx, func() { p.ep.Close() })
 	defer stop()
 	defer p.ep.Close()
+	defer close(p.done)
 	for {
 		n, err := p.wait()
 		if err != nil {
@@ -112,7 +125,50 @@ func (p *poller) dispatch(id uint64) {
 	if c == nil || !c.claimRead() {
 		return
 	}
-	go c.readReady(p)
+	select {
+	case p.spare <- c:
+	default:
+		go p.read(c)
+	}
+}
+
+// spareReaderIdle is how long a reader waits for another connection
+// before it ends: long enough to span the gaps of a connect storm, short
+// enough that its readers (16 KiB of stack each) do not stay long after.
+const spareReaderIdle = 2 * time.Second
+
+// maxSpareReaders bounds the waiting readers: no more than a few per core
+// can be busy at once, so more would only hold stacks.
+func maxSpareReaders() int32 { return int32(2 * runtime.GOMAXPROCS(0)) }
+
+// read serves c, then whatever connections dispatch hands it, until it
+// has waited spareReaderIdle for one, enough others wait, or the poller
+// stopped.
+func (p *poller) read(c *conn) {
+	var idle *time.Timer
+	for {
+		growStack() // again: the GC halves the stacks of waiting readers
+		c.readReady(p)
+		if p.spares.Add(1) > maxSpareReaders() {
+			p.spares.Add(-1)
+			return
+		}
+		if idle == nil {
+			idle = time.NewTimer(spareReaderIdle)
+		} else {
+			idle.Reset(spareReaderIdle)
+		}
+		var ok bool
+		select {
+		case c, ok = <-p.spare:
+		case <-idle.C:
+		case <-p.done:
+		}
+		p.spares.Add(-1)
+		if !ok {
+			return
+		}
+	}
 }
 
 // watch registers c's socket (again, when rearm) for one report; the

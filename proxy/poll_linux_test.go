@@ -36,7 +36,8 @@ func TestIdleConnectionsHaveNoGoroutine(t *testing.T) {
 			t.Fatalf("got %s", got)
 		}
 	}
-	if grown := settledGoroutines() - base; grown > n/10 {
+	// Up to two readers per core wait a moment for more work (poller.read).
+	if grown := settledGoroutines() - base; grown > n/10+2*runtime.GOMAXPROCS(0) {
 		t.Errorf("%d more goroutines for %d more idle connections, want about none", grown, n-1)
 	}
 	for _, c := range clients {

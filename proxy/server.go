@@ -160,7 +160,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	waitPerform := s.runPerformers(performCtx)
 	defer func() { stopPerform(); waitPerform() }()
 
-	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug)}
+	hs := &http.Server{Handler: s.mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		ConnState: growHandshakeStack}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 
