@@ -288,9 +288,14 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 	}
 	who, authErr := s.authn.Authenticate(r)
 	u := ws.HTTPUpgrader{Protocol: func(p string) bool { return p == "actioncable-v1-json" || p == extProtocol }}
-	nc, rw, hs, err := u.Upgrade(r, w)
+	hw := &heldResponse{ResponseWriter: w}
+	nc, rw, hs, err := u.Upgrade(r, hw)
 	if err != nil {
 		s.log.Debug("upgrade failed", "remote", r.RemoteAddr, "err", err)
+		if nc != nil { // hijacked: the refusal (400, 426…) is ours to send, and the socket to close
+			_, _ = nc.Write(hw.response())
+			nc.Close()
+		}
 		return
 	}
 	if rw.Reader.Buffered() > 0 {
@@ -300,8 +305,10 @@ func (s *Server) serveCable(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// reading: this goroutine holds the connection until startReading.
+	// The 101 waits in the queue for the welcome (heldResponse).
+	resp := hw.response()
 	c := &conn{id: s.nextID.Add(1), nc: nc, fd: socketFD(nc), srv: s, who: who, remote: r.RemoteAddr, since: time.Now().UnixNano(), reading: true,
-		ext: hs.Protocol == extProtocol}
+		ext: hs.Protocol == extProtocol, queue: [][]byte{resp}, pending: len(resp)}
 	s.stats.ConnsTotal.Add(1)
 	if authErr != nil {
 		c.who = nil
