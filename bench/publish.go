@@ -117,11 +117,13 @@ func (p *httpPublisher) name() string { return "/_broadcast" }
 
 func (p *httpPublisher) publish(ctx context.Context, msgs []message) (int, error) {
 	for len(msgs) > 0 {
-		p.body.Reset()
-		n := 0
-		for n < len(msgs) && (n == 0 || p.body.Len()+2*len(msgs[n].payload)+len(msgs[n].stream)+32 < maxHTTPBody) {
+		// As a JSON string a payload can grow, so count it twice.
+		n, size := 0, 2
+		for n < len(msgs) && (n == 0 || size+itemSize(msgs[n]) < maxHTTPBody) {
+			size += itemSize(msgs[n])
 			n++
 		}
+		p.body.Reset()
 		writeBatch(&p.body, msgs[:n], p.dataString)
 		if err := p.post(ctx); err != nil {
 			return 0, err
@@ -130,6 +132,10 @@ func (p *httpPublisher) publish(ctx context.Context, msgs []message) (int, error
 	}
 	return 0, nil
 }
+
+// itemSize bounds the bytes writeBatch writes for m, for a payload of
+// ASCII text written verbatim or as a JSON string.
+func itemSize(m message) int { return 2*len(m.payload) + 2*len(m.stream) + 32 }
 
 // writeBatch writes msgs as a JSON array of {"stream","data"}, the data
 // verbatim or, for AnyCable, as a JSON string.
