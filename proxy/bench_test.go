@@ -8,6 +8,7 @@ package proxy
 // docs/benchmarks.md records figures and what the profiles show.
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -283,25 +284,22 @@ func benchArrive(b *testing.B, url, identifier string) net.Conn {
 		b.Fatal(err)
 	}
 	benchExpect(b, r, string(identifierFrame(quoteIdentifier(identifier), "confirm_subscription")[2:]))
-	nc.SetDeadline(time.Time{})
-	if br != nil && br.Buffered() > 0 {
-		b.Fatal("unread frames buffered by the dialer")
+	// The welcome arrives with the 101, so the dialer's reader holds the
+	// rest of the stream too: what it still buffers may only be pings.
+	for br != nil && br.Buffered() > 0 {
+		if p := benchFrame(b, br); !bytes.HasPrefix(p, []byte(`{"type":"ping"`)) {
+			b.Fatalf("unread frame buffered by the dialer: %s", p)
+		}
 	}
+	nc.SetDeadline(time.Time{})
 	return nc
 }
 
 // benchExpect reads one frame (skipping pings) and checks its payload.
 func benchExpect(b *testing.B, r io.Reader, want string) {
 	for {
-		h, err := ws.ReadHeader(r)
-		if err != nil {
-			b.Fatal(err)
-		}
-		p := make([]byte, h.Length)
-		if _, err := io.ReadFull(r, p); err != nil {
-			b.Fatal(err)
-		}
-		if len(p) > 14 && string(p[:14]) == `{"type":"ping"` {
+		p := benchFrame(b, r)
+		if bytes.HasPrefix(p, []byte(`{"type":"ping"`)) {
 			continue
 		}
 		if string(p) != want {
@@ -309,6 +307,19 @@ func benchExpect(b *testing.B, r io.Reader, want string) {
 		}
 		return
 	}
+}
+
+// benchFrame reads one frame's payload.
+func benchFrame(b *testing.B, r io.Reader) []byte {
+	h, err := ws.ReadHeader(r)
+	if err != nil {
+		b.Fatal(err)
+	}
+	p := make([]byte, h.Length)
+	if _, err := io.ReadFull(r, p); err != nil {
+		b.Fatal(err)
+	}
+	return p
 }
 
 // benchLeave resets the connection: no TIME_WAIT left to use up ports

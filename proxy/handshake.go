@@ -17,14 +17,14 @@ type heldResponse struct {
 	held bytes.Buffer
 }
 
-// Hijack takes the connection from net/http and swaps in the holding
-// writer; anything net/http had buffered was flushed by its Hijack.
+// Hijack takes the connection from net/http and points the writer it
+// hands over (empty: net/http flushed it) at the holding buffer.
 func (h *heldResponse) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	nc, rw, err := http.NewResponseController(h.ResponseWriter).Hijack()
 	if err != nil {
 		return nc, rw, err
 	}
-	rw.Writer = bufio.NewWriterSize(&h.held, 256) // a 101 is about 170 bytes
+	rw.Writer.Reset(&h.held)
 	return nc, rw, nil
 }
 
