@@ -57,26 +57,9 @@ func (b *Broker) Run(ctx context.Context, deliver func(stream string, payload []
 	defer cancel()
 	defer context.AfterFunc(b.closing, cancel)() // Close stops Run too
 	cb := callbacks{deliver: deliver, active: active}
-	failures := 0
-	for {
-		wasUp, err := b.session(ctx, cb)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if wasUp {
-			failures = 0
-		}
-		delay := b.backoff(failures)
-		failures++
-		b.noteFailure(err, wasUp, failures, delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
+	outage.Retry(ctx, b.cfg.BackoffMin, b.cfg.BackoffMax,
+		func(ctx context.Context) (bool, error) { return b.session(ctx, cb) }, b.noteFailure)
+	return nil
 }
 
 // session connects, LISTENs for everything wanted and serves the
@@ -439,10 +422,4 @@ func (b *Broker) noteFailure(err error, wasUp bool, failures int, retryIn time.D
 		Retry:         "postgres reconnect failed",
 	}
 	msgs.Log(b.log, outage.Attempt{Reason: reason, WasUp: wasUp, First: first, Failures: failures, RetryIn: retryIn, Streams: streams})
-}
-
-// backoff returns the wait before attempt failures+1: BackoffMin doubled per
-// failure, capped at BackoffMax, then jittered down by up to half.
-func (b *Broker) backoff(failures int) time.Duration {
-	return outage.Backoff(b.cfg.BackoffMin, b.cfg.BackoffMax, failures)
 }

@@ -475,21 +475,6 @@ func TestNewChecksConfig(t *testing.T) {
 	}
 }
 
-func TestBackoff(t *testing.T) {
-	b := &Broker{cfg: Config{BackoffMin: 100 * time.Millisecond, BackoffMax: 5 * time.Second}}
-	for failures, hi := range []time.Duration{100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000} {
-		hi *= time.Millisecond
-		for range 20 {
-			if d := b.backoff(failures); d < hi/2 || d > hi {
-				t.Fatalf("backoff(%d) = %v, want in [%v, %v]", failures, d, hi/2, hi)
-			}
-		}
-	}
-	if d := b.backoff(1000); d > 5*time.Second {
-		t.Errorf("backoff(1000) = %v", d)
-	}
-}
-
 // subscriberAddr returns the address of the only pub/sub client that Redis
 // sees, failing the test if there is not exactly one.
 func subscriberAddr(tb testing.TB, c *goredis.Client) string {

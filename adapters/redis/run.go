@@ -82,26 +82,9 @@ func (b *Broker) Run(ctx context.Context, deliver func(stream string, payload []
 		return b.shards.run(ctx, deliver, active)
 	}
 
-	failures := 0
-	for {
-		wasUp, err := b.runGeneration(ctx, deliver, active)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if wasUp {
-			failures = 0
-		}
-		delay := b.backoff(failures)
-		failures++
-		b.noteFailure(err, wasUp, failures, delay)
-		t := time.NewTimer(delay)
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return nil
-		case <-t.C:
-		}
-	}
+	outage.Retry(ctx, b.cfg.BackoffMin, b.cfg.BackoffMax,
+		func(ctx context.Context) (bool, error) { return b.runGeneration(ctx, deliver, active) }, b.noteFailure)
+	return nil
 }
 
 // runGeneration opens a subscriber connection, serves it until it fails,
@@ -224,12 +207,6 @@ func (b *Broker) noteFailure(err error, wasUp bool, failures int, retryIn time.D
 		Retry:         "redis subscriber reconnect failed",
 	}
 	msgs.Log(b.log, outage.Attempt{Reason: reason, WasUp: wasUp, First: first, Failures: failures, RetryIn: retryIn, Streams: streams})
-}
-
-// backoff returns the wait before attempt failures+1: BackoffMin doubled per
-// failure, capped at BackoffMax, then jittered down by up to half.
-func (b *Broker) backoff(failures int) time.Duration {
-	return outage.Backoff(b.cfg.BackoffMin, b.cfg.BackoffMax, failures)
 }
 
 // receiveLoop reads the subscriber connection: acknowledgements, probes and

@@ -4,6 +4,7 @@
 package outage
 
 import (
+	"context"
 	"log/slog"
 	"math/rand/v2"
 	"time"
@@ -62,5 +63,33 @@ func (m Messages) Log(log *slog.Logger, a Attempt) {
 		log.Error(m.CannotConnect, "err", a.Reason, "retry_in", a.RetryIn)
 	default:
 		log.Debug(m.Retry, "err", a.Reason, "attempt", a.Failures, "retry_in", a.RetryIn)
+	}
+}
+
+// Retry runs session until ctx is done, again after each failure, waiting
+// Backoff(lo, hi, failures) between attempts; a session that was up resets
+// the count. note hears of every failure before the wait. Retry returns
+// once ctx is done, never on a failure: a broker keeps trying.
+func Retry(ctx context.Context, lo, hi time.Duration, session func(context.Context) (wasUp bool, err error),
+	note func(err error, wasUp bool, failures int, retryIn time.Duration)) {
+	failures := 0
+	for {
+		wasUp, err := session(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if wasUp {
+			failures = 0
+		}
+		delay := Backoff(lo, hi, failures)
+		failures++
+		note(err, wasUp, failures, delay)
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
 	}
 }

@@ -2,8 +2,10 @@ package outage
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"log/slog"
+	"slices"
 	"testing"
 	"time"
 )
@@ -42,6 +44,47 @@ func TestBackoffJitterStaysWithinHalf(t *testing.T) {
 	}
 	if got := Backoff(1, 1, 3); got != 1 {
 		t.Errorf("Backoff of 1ns = %v, want 1ns", got)
+	}
+}
+
+// The waits a broker with the default 100 ms to 5 s bounds sees.
+func TestBackoffSequence(t *testing.T) {
+	lo, hi := 100*time.Millisecond, 5*time.Second
+	for failures, top := range []time.Duration{100, 200, 400, 800, 1600, 3200, 5000, 5000, 5000} {
+		top *= time.Millisecond
+		for range 20 {
+			if d := Backoff(lo, hi, failures); d < top/2 || d > top {
+				t.Fatalf("Backoff(%d) = %v, want in [%v, %v]", failures, d, top/2, top)
+			}
+		}
+	}
+	if d := Backoff(lo, hi, 1000); d > 5*time.Second {
+		t.Errorf("Backoff(1000) = %v", d)
+	}
+}
+
+// Retry counts failures in a row, starts again after a session that was
+// up, and returns once ctx is done.
+func TestRetry(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ups := []bool{false, false, true, false}
+	var got []int
+	calls := 0
+	Retry(ctx, time.Microsecond, time.Millisecond, func(context.Context) (bool, error) {
+		calls++
+		if calls > len(ups) {
+			cancel()
+			return false, nil
+		}
+		return ups[calls-1], errors.New("down")
+	}, func(err error, wasUp bool, failures int, _ time.Duration) {
+		if err == nil || wasUp != ups[len(got)] {
+			t.Errorf("note %d: err %v, wasUp %v", len(got), err, wasUp)
+		}
+		got = append(got, failures)
+	})
+	if want := []int{1, 2, 1, 2}; !slices.Equal(got, want) {
+		t.Errorf("failure counts %v, want %v", got, want)
 	}
 }
 
