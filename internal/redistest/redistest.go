@@ -23,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // startTimeout bounds how long Start waits for a new redis-server to answer
@@ -282,4 +284,11 @@ func tail(path string) string {
 		b = b[len(b)-max:]
 	}
 	return string(b)
+}
+
+// Client returns a go-redis client of the server, closed when tb ends.
+func (s *Server) Client(tb testing.TB) *goredis.Client {
+	c := goredis.NewClient(&goredis.Options{Addr: s.Addr})
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
 }

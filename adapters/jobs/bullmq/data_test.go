@@ -18,13 +18,6 @@ import (
 // BullMQ 6.7.6's scripts write (see doc.go), for what a real worker does
 // not produce on demand: bad data, a stall, a trimmed stream.
 
-func client(t *testing.T, srv *redistest.Server) *goredis.Client {
-	t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 func xadd(t *testing.T, c *goredis.Client, key string, values ...string) string {
 	t.Helper()
 	id, err := c.XAdd(context.Background(), &goredis.XAddArgs{Stream: key, Values: values}).Result()
@@ -36,7 +29,7 @@ func xadd(t *testing.T, c *goredis.Client, key string, values ...string) string 
 
 func TestPollSkipsBadData(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	ctx := context.Background()
 	w := newWatcher(t, Config{URL: srv.URL, Queues: []string{"q"}, MaxValue: 1024})
 	cur := poll(t, w, nil).Cursor
@@ -94,7 +87,7 @@ func TestPollSkipsBadData(t *testing.T) {
 
 func TestPollStalled(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	ctx := context.Background()
 	w := newWatcher(t, Config{URL: srv.URL, Queues: []string{"q"}})
 	cur := poll(t, w, nil).Cursor
@@ -117,7 +110,7 @@ func TestPollStalled(t *testing.T) {
 
 func TestPollReportsTrimmedEvents(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	ctx := context.Background()
 	w := newWatcher(t, Config{URL: srv.URL, Queues: []string{"q"}})
 	key := "bull:q:events"
@@ -168,7 +161,7 @@ func pollQuick(t *testing.T, w *Watcher, cursor []byte) jobs.Batch {
 
 func TestPollBadCursorStartsNow(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	w := newWatcher(t, Config{URL: srv.URL, Queues: []string{"q"}})
 	last := xadd(t, c, "bull:q:events", "event", "completed", "jobId", "old", "prev", "active")
 	for _, cur := range []string{`{`, `{"ids":{"q":"nonsense"}}`} {
@@ -182,7 +175,7 @@ func TestPollBadCursorStartsNow(t *testing.T) {
 
 func TestPollLag(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	w := newWatcher(t, Config{URL: srv.URL, Queues: []string{"q"}, Count: 1})
 	key := "bull:q:events"
 	cur := poll(t, w, nil).Cursor
@@ -200,7 +193,7 @@ func TestPollLag(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	w := newWatcher(t, Config{URL: srv.URL, Queues: []string{"here", "absent"}})
 	xadd(t, c, "bull:here:events", "event", "drained")
 	c.HSet(context.Background(), "bull:here:meta", "opts.maxLenEvents", "500")
