@@ -22,6 +22,11 @@ type state struct {
 	floor time.Time
 	// seen are the finished results reported, oldest first.
 	seen []seenEntry
+	// seq counts Polls. It makes every cursor differ from the one it
+	// followed, so that a Poll repeating the last cursor always means the
+	// runner could not commit the batch: when only running or progress
+	// events came, nothing else in the cursor moves.
+	seq uint64
 }
 
 // seenEntry is one reported finished result: a hash of (task_id, status,
@@ -39,6 +44,7 @@ type wireCursor struct {
 	Cycle int64  `json:"cycle"` // Unix ms
 	Floor int64  `json:"floor"` // Unix ms
 	Seen  string `json:"seen"`  // base64 of packed entries
+	Seq   uint64 `json:"seq"`
 }
 
 func (s state) encode() []byte {
@@ -48,7 +54,7 @@ func (s state) encode() []byte {
 		buf = binary.BigEndian.AppendUint32(buf, e.done)
 	}
 	b, _ := json.Marshal(wireCursor{Scan: strconv.FormatUint(s.scan, 10), Cycle: s.cycle.UnixMilli(),
-		Floor: s.floor.UnixMilli(), Seen: base64.RawStdEncoding.EncodeToString(buf)}) // cannot fail
+		Floor: s.floor.UnixMilli(), Seen: base64.RawStdEncoding.EncodeToString(buf), Seq: s.seq}) // cannot fail
 	return b
 }
 
@@ -68,7 +74,7 @@ func decodeState(b []byte) (state, error) {
 	if w.Cycle <= 0 || w.Floor <= 0 {
 		return state{}, errors.New("no cycle or floor time")
 	}
-	s := state{scan: scan, cycle: time.UnixMilli(w.Cycle).UTC(), floor: time.UnixMilli(w.Floor).UTC()}
+	s := state{scan: scan, cycle: time.UnixMilli(w.Cycle).UTC(), floor: time.UnixMilli(w.Floor).UTC(), seq: w.Seq}
 	for i := 0; i < len(raw); i += seenSize {
 		s.seen = append(s.seen, seenEntry{key: binary.BigEndian.Uint64(raw[i:]), done: binary.BigEndian.Uint32(raw[i+8:])})
 	}

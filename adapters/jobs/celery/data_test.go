@@ -20,13 +20,6 @@ import (
 // channel of that name), for what a real worker does not produce on
 // demand: bad data, a result too large.
 
-func client(t *testing.T, srv *redistest.Server) *goredis.Client {
-	t.Helper()
-	c := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
 // store writes a result as Celery's backend does.
 func store(t *testing.T, c *goredis.Client, id, value string) {
 	t.Helper()
@@ -42,7 +35,7 @@ func store(t *testing.T, c *goredis.Client, id, value string) {
 
 func TestPollSkipsBadData(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	w := newWatcher(t, Config{URL: srv.URL, MaxValue: 1024})
 	cur := poll(t, w, nil).Cursor
 
@@ -123,7 +116,7 @@ func TestParseMessages(t *testing.T) {
 
 func TestPollRepeatsBatchForSameCursor(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	w := newWatcher(t, Config{URL: srv.URL})
 	cur := poll(t, w, nil).Cursor
 	store(t, c, "x", `{"status": "STARTED", "task_id": "x", "name": "t"}`)
@@ -145,7 +138,7 @@ func TestPollRepeatsBatchForSameCursor(t *testing.T) {
 
 func TestSubscriptionFollowsPolls(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	ctx := context.Background()
 	w := newWatcher(t, Config{URL: srv.URL, IdleStop: 200 * time.Millisecond})
 	numpat := func() int64 { return c.PubSubNumPat(ctx).Val() }
@@ -221,7 +214,7 @@ func TestPollBadCursor(t *testing.T) {
 
 func TestCheck(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	ctx := context.Background()
 	w := newWatcher(t, Config{URL: srv.URL})
 	check := func() string {
@@ -287,7 +280,7 @@ func TestConfig(t *testing.T) {
 // time: each finished one is reported exactly once, history never.
 func TestSweepPaced(t *testing.T) {
 	srv := redistest.Start(t)
-	c := client(t, srv)
+	c := srv.Client(t)
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
 		c.Set(ctx, fmt.Sprintf("%sold%d", DefaultKeyPrefix, i),
@@ -340,5 +333,40 @@ func TestSweepPaced(t *testing.T) {
 	// The floor passed the results: the cursor forgot them.
 	if st, _ := decodeState(cur); len(st.seen) != 0 {
 		t.Errorf("cursor still remembers %d results", len(st.seen))
+	}
+}
+
+// Running results, published once each, are reported once each, however
+// fast the Polls come. Two Polls within one millisecond that carried only
+// running events used to return the cursor they were given; the next Poll
+// then looked like the runner repeating an uncommitted batch and got the
+// same batch again, for ever.
+func TestRunningReportedOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	c := srv.Client(t)
+	w := newWatcher(t, Config{URL: srv.URL, Batch: 1})
+	cur := poll(t, w, nil).Cursor
+	// Published only, not stored: with no keys the sweep ends its cycle
+	// on every Poll, so nothing in the cursor but the time moves.
+	const n = 200
+	for i := range n {
+		value := fmt.Sprintf(`{"status": "STARTED", "task_id": "r%d", "result": {"pid": 1}, "date_done": null}`, i)
+		if err := c.Publish(context.Background(), DefaultKeyPrefix+fmt.Sprintf("r%d", i), value).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]int{}
+	deadline := time.Now().Add(10 * time.Second)
+	for polls := 0; len(seen) < n && polls < 2*n && time.Now().Before(deadline); polls++ {
+		b := poll(t, w, cur)
+		for _, e := range b.Events {
+			if seen[e.JobID]++; e.Status != jobs.Running || seen[e.JobID] > 1 {
+				t.Fatalf("poll %d: %s reported again or not as running: %s", polls, e.JobID, dump(b.Events))
+			}
+		}
+		cur = b.Cursor
+	}
+	if len(seen) != n {
+		t.Errorf("%d of %d running tasks reported", len(seen), n)
 	}
 }

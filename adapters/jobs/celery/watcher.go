@@ -126,6 +126,7 @@ func (w *Watcher) Poll(ctx context.Context, cursor []byte) (jobs.Batch, error) {
 		}
 	}
 	st.prune(w.cfg.SeenMax)
+	st.seq++
 	batch.Cursor = st.encode()
 	w.lastIn, w.lastOut, w.lastBatch = append([]byte(nil), cursor...), batch.Cursor, batch
 	if cursor == nil {
