@@ -414,6 +414,8 @@ func testPollLag(t *testing.T, f *fixture) {
 	}
 	f.insertAt(t, "s", ChannelHash("s"), []byte(`"old"`), time.Now().Add(-time.Hour))
 	r.WaitMessage(t, "s", 1, settle)
+	// The poll records its lag after it delivers: wait for that.
+	brokertest.WaitFor(t, settle, "lag recorded", func() bool { return b.Stats().Lag != 0 })
 	st := b.Stats()
 	if st.Lag < time.Hour || st.Lag > time.Hour+settle {
 		t.Errorf("Lag = %v, want an hour (and under %v more)", st.Lag, settle)
